@@ -1,0 +1,18 @@
+// rnnkit._core: the pybind11 module. It only creates the module and calls the
+// register_* functions; each of those binds one part of the core.
+
+#include <pybind11/pybind11.h>
+
+#include <Eigen/Core>
+
+namespace rnnkit_py {
+void register_threads(pybind11::module_& m);
+void register_stack(pybind11::module_& m);
+}  // namespace rnnkit_py
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "rnnkit's C++ core: recurrent stacks forward and backward through time";
+  Eigen::initParallel();
+  rnnkit_py::register_threads(m);
+  rnnkit_py::register_stack(m);
+}

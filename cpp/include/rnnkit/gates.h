@@ -1,0 +1,53 @@
+#pragma once
+// What the recurrent driver (sequence.h) hands a cell for one time step, and
+// what it gets back. A cell implements only its gate arithmetic on these
+// blocks; the time loop, the GEMMs, directions, lengths and stacking live in
+// the driver, once for all cells.
+//
+// At step t the driver has already computed, for the b rows still active,
+//
+//        xg = x_t W_ih^T + b_ih        (b, G·H)   one GEMM for all steps
+//        hg = h_{t-1} W_hh[0:R]^T      (b, R)     one GEMM per step
+//
+// where R = Cell::rec_rows(spec) is G·H except for GRU with reset_after=False,
+// whose candidate gate multiplies r⊙h_{t-1} and so does its own product.
+// The cell adds b_hh, applies its gates and writes m_t, its output before any
+// projection (h_t = m_t, or m_t W_hr^T for an LSTM with proj_size).
+//
+// In backward the cell turns dL/dm_t into dL/dxg (which is also dL/db_ih) and
+// dL/dhg, and the driver does the matching GEMMs.
+
+#include "spec.h"
+#include "tensor.h"
+
+namespace rnnkit {
+
+template <class S>
+struct StepForward {
+  Index b = 0;               // active rows
+  const S* xg = nullptr;     // (b, G·H)  x_t W_ih^T + b_ih
+  const S* hg = nullptr;     // (b, R)    h_{t-1} W_hh[0:R]^T
+  const S* b_hh = nullptr;   // (G·H)     or nullptr without bias
+  const S* w_hh = nullptr;   // (G·H, P)  for cells that multiply inside the step
+  const S* hprev = nullptr;  // (b, P)    h_{t-1}
+  S* c = nullptr;            // (b, H)    LSTM cell state: in c_{t-1}, out c_t
+  S* cache = nullptr;        // (b, C)    what backward needs, C = Cell::cache_cols(spec)
+  S* m = nullptr;            // (b, H)    out: the cell's output
+  S* work = nullptr;         // (b, H)    scratch
+};
+
+template <class S>
+struct StepBackward {
+  Index b = 0;
+  const S* cache = nullptr;  // (b, C)
+  const S* hprev = nullptr;  // (b, P)
+  const S* w_hh = nullptr;   // (G·H, P)
+  const S* dm = nullptr;     // (b, H)    dL/dm_t
+  S* dc = nullptr;           // (b, H)    LSTM: in dL/dc_t, out dL/dc_{t-1}
+  S* dxg = nullptr;          // (b, G·H)  out: dL/dxg
+  S* dhg = nullptr;          // (b, R)    out: dL/dhg (the same buffer as dxg when Cell::same_dhg)
+  S* dhprev = nullptr;       // (b, P)    out: the part of dL/dh_{t-1} not through hg (Cell::direct_dh)
+  S* work = nullptr;         // (b, H)    scratch
+};
+
+}  // namespace rnnkit

@@ -1,0 +1,69 @@
+#pragma once
+// LSTM cell, gate rows in PyTorch's order i, f, g, o:
+//   i = σ(a_i)  f = σ(a_f)  g = tanh(a_g)  o = σ(a_o),   a = W_ih x + b_ih + W_hh h + b_hh
+//   c_t = f⊙c_{t-1} + i⊙g
+//   m_t = o⊙tanh(c_t)          (h_t = m_t, or W_hr m_t with proj_size)
+// Cache per row: | i f g o | c_{t-1} |  (5H). tanh(c_t) is recomputed in
+// backward from these, which saves a (N, H) buffer.
+
+#include "activations.h"
+#include "gates.h"
+
+namespace rnnkit {
+
+struct LstmCell {
+  static constexpr Index G = 4;
+  static constexpr bool has_c = true;
+  static constexpr bool same_dhg = true;
+  static constexpr bool direct_dh = false;
+  static Index rec_rows(const StackSpec& s) { return 4 * s.hidden_size; }
+  static Index cache_cols(const StackSpec& s) { return 5 * s.hidden_size; }
+
+  template <class S>
+  static void forward(const StackSpec& s, const StepForward<S>& a) {
+    const Index H = s.hidden_size, GH = 4 * H;
+    RNNKIT_PARALLEL_FOR(a.b * GH)
+    for (Index r = 0; r < a.b; ++r) {
+      S* cache = a.cache + r * 5 * H;
+      auto gates = arr(cache, GH);  // pre-activations, then gates in place
+      gates = carr(a.xg + r * GH, GH) + carr(a.hg + r * GH, GH);
+      if (a.b_hh) gates += carr(a.b_hh, GH);
+      gates.head(2 * H) = sigmoid(gates.head(2 * H));        // i, f
+      gates.segment(2 * H, H) = gates.segment(2 * H, H).tanh();  // g
+      gates.tail(H) = sigmoid(gates.tail(H));                // o
+      auto i = gates.segment(0, H), f = gates.segment(H, H), g = gates.segment(2 * H, H),
+           o = gates.segment(3 * H, H);
+      auto c = arr(a.c + r * H, H);
+      arr(cache + GH, H) = c;  // c_{t-1}
+      c = f * c + i * g;
+      arr(a.m + r * H, H) = o * c.tanh();
+    }
+  }
+
+  template <class S>
+  static void backward(const StackSpec& s, const StepBackward<S>& a) {
+    const Index H = s.hidden_size, GH = 4 * H;
+    RNNKIT_PARALLEL_FOR(a.b * GH)
+    for (Index r = 0; r < a.b; ++r) {
+      const S* cache = a.cache + r * 5 * H;
+      auto i = carr(cache, H), f = carr(cache + H, H), g = carr(cache + 2 * H, H),
+           o = carr(cache + 3 * H, H), c_prev = carr(cache + GH, H);
+      auto dm = carr(a.dm + r * H, H);
+      auto dc = arr(a.dc + r * H, H);
+      auto tc = arr(a.work + r * H, H);
+      S* dx = a.dxg + r * GH;
+      tc = (f * c_prev + i * g).tanh();                   // tanh(c_t), recomputed
+      arr(dx + 3 * H, H) = dm * tc * dsigmoid(o);         // dL/da_o = dm ⊙ tanh(c_t) ⊙ σ'
+      dc += dm * o * dtanh(tc);                           // dL/dc_t += dm ⊙ o ⊙ tanh'(c_t)
+      arr(dx + 2 * H, H) = dc * i * dtanh(g);             // dL/da_g = dc ⊙ i ⊙ tanh'
+      arr(dx + H, H) = dc * c_prev * dsigmoid(f);         // dL/da_f = dc ⊙ c_{t-1} ⊙ σ'
+      arr(dx, H) = dc * g * dsigmoid(i);                  // dL/da_i = dc ⊙ g ⊙ σ'
+      dc *= f;                                            // dL/dc_{t-1} = dc ⊙ f
+    }
+  }
+
+  template <class S>
+  static void backward_weights(const StackSpec&, Index, const S*, const S*, S*, S*) {}
+};
+
+}  // namespace rnnkit

@@ -1,0 +1,93 @@
+#pragma once
+// Variable-length batches, packed as PyTorch packs them.
+//
+// Sequences are ordered by decreasing length (stable), so the b_t rows still
+// running at step t are always the first b_t of that order. The rows of all
+// steps are stored back to back, step after step:
+//
+//   packed row  offset[t] + j   is sequence order[j] at step t,  j < batch[t]
+//
+// N = offset[T] = Σ lengths rows in all. Both directions visit, at step t,
+// exactly the first batch[t] rows, so no work is spent on padding, and every
+// per-step block and every all-steps block is contiguous. Without lengths the
+// packed layout is the plain (T, B, ·) time-major layout.
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config.h"
+
+namespace rnnkit {
+
+struct Packing {
+  Index T = 0, B = 0;
+  std::vector<Index> order;   // (B)   j-th packed row of a step -> the caller's batch index
+  std::vector<Index> batch;   // (T)   rows active at step t, non-increasing
+  std::vector<Index> offset;  // (T+1) first packed row of step t; offset[T] = N
+  bool trivial = true;        // identity order and every length == T: packed == (T, B, ·)
+
+  Index rows() const { return offset[T]; }
+
+  Packing() = default;
+  // lengths: (B) each in 1..T, or nullptr for all T.
+  Packing(Index T_, Index B_, const std::int64_t* lengths) : T(T_), B(B_), order(B_), batch(T_), offset(T_ + 1) {
+    if (T < 1) throw std::invalid_argument("sequence length T must be >= 1, got " + std::to_string(T));
+    if (B < 1) throw std::invalid_argument("batch size must be >= 1, got " + std::to_string(B));
+    std::iota(order.begin(), order.end(), Index(0));
+    if (lengths) {
+      for (Index b = 0; b < B; ++b)
+        if (lengths[b] < 1 || lengths[b] > T)
+          throw std::invalid_argument("lengths[" + std::to_string(b) + "] must be in 1.." + std::to_string(T) +
+                                      ", got " + std::to_string(lengths[b]));
+      std::stable_sort(order.begin(), order.end(),
+                       [&](Index a, Index b) { return lengths[a] > lengths[b]; });
+      for (Index b = 0; b < B; ++b) trivial = trivial && order[b] == b && lengths[b] == T;
+    }
+    Index j = B;  // rows with length > t
+    for (Index t = 0; t < T; ++t) {
+      if (lengths)
+        while (j > 0 && lengths[order[j - 1]] <= t) --j;
+      batch[t] = j;
+    }
+    offset[0] = 0;
+    for (Index t = 0; t < T; ++t) offset[t + 1] = offset[t] + batch[t];
+  }
+
+  // Row of (t, b) in a caller's (T, B, ·) or (B, T, ·) array.
+  Index user_row(Index t, Index b, bool batch_first) const { return batch_first ? b * T + t : t * B + b; }
+
+  // dst (N, w) packed <- src (T, B, w) or (B, T, w)
+  template <class S>
+  void gather(const S* src, bool batch_first, Index w, S* dst) const {
+    RNNKIT_PARALLEL_FOR(rows() * w)
+    for (Index t = 0; t < T; ++t)
+      for (Index j = 0; j < batch[t]; ++j)
+        std::memcpy(dst + (offset[t] + j) * w, src + user_row(t, order[j], batch_first) * w, w * sizeof(S));
+  }
+
+  // dst (T, B, w) or (B, T, w) <- src (N, w) packed; padding set to zero
+  template <class S>
+  void scatter(const S* src, bool batch_first, Index w, S* dst) const {
+    if (!trivial) std::fill(dst, dst + T * B * w, S(0));
+    RNNKIT_PARALLEL_FOR(rows() * w)
+    for (Index t = 0; t < T; ++t)
+      for (Index j = 0; j < batch[t]; ++j)
+        std::memcpy(dst + user_row(t, order[j], batch_first) * w, src + (offset[t] + j) * w, w * sizeof(S));
+  }
+
+  // States (B, w) in the caller's batch order <-> packed order.
+  template <class S>
+  void gather_state(const S* src, Index w, S* dst) const {
+    for (Index j = 0; j < B; ++j) std::memcpy(dst + j * w, src + order[j] * w, w * sizeof(S));
+  }
+  template <class S>
+  void scatter_state(const S* src, Index w, S* dst) const {
+    for (Index j = 0; j < B; ++j) std::memcpy(dst + order[j] * w, src + j * w, w * sizeof(S));
+  }
+};
+
+}  // namespace rnnkit

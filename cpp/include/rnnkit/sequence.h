@@ -1,0 +1,177 @@
+#pragma once
+// The recurrent driver: the only time loop in rnnkit, forward and BPTT,
+// templated on the cell (rnn.h, lstm.h, gru.h). It runs one layer in one
+// direction over a packed sequence (packing.h):
+//
+//   forward                                        backward (t in reverse visiting order)
+//   XG = X W_ih^T + b_ih          one GEMM         dh  = dY_t + dh_state        (dh_state: from step t+1)
+//   for t:                                         dm  = dh (W_hr with proj)
+//     hg = h_{t-1} W_hh[0:R]^T    one GEMM/step    cell backward -> dXG_t, dHG_t, dc
+//     m  = cell(XG_t, hg, c)                       dh_state = dHG_t W_hh[0:R] (+ direct)
+//     h_t = m  (m W_hr^T with proj)                then, over all steps at once:
+//                                                  dW_ih += dXG^T X,  dW_hh += dHG^T Hprev,
+//                                                  dW_hr += dH^T M,   dX += dXG W_ih
+//
+// Shapes: N packed rows, I input, H hidden, P = proj_size or H, G gates,
+// R = Cell::rec_rows, C = Cell::cache_cols.
+
+#include <algorithm>
+
+#include "gates.h"
+#include "packing.h"
+#include "spec.h"
+#include "tensor.h"
+
+namespace rnnkit {
+
+/// What backward needs of one layer-direction. Empty in eval mode.
+template <class S>
+struct DirCache {
+  Mat<S> hprev;  // (N, P)  h_{t-1} of every packed row
+  Mat<S> cache;  // (N, C)  the cell's own
+  Mat<S> m;      // (N, H)  cell output before the projection (proj_size only)
+};
+
+namespace detail {
+
+template <class S>
+inline const S* ptr(const S* base, Index off) {
+  return off < 0 ? nullptr : base + off;
+}
+template <class S>
+inline S* ptr(S* base, Index off) {
+  return off < 0 ? nullptr : base + off;
+}
+
+}  // namespace detail
+
+// One layer-direction forward.
+//   X  (N, I)          the layer's packed input
+//   Y  (N, ·) ld ldy   out: h_t of every packed row (this direction's columns)
+//   h  (B, P)          in: h0 in packed order; out: h_n
+//   c  (B, H)          LSTM: in c0; out c_n
+//   cache              nullptr in eval mode
+template <class Cell, class S>
+void direction_forward(const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
+                       const Packing& pk, const S* X, S* Y, Index ldy, S* h, S* c, DirCache<S>* cache) {
+  using detail::ptr;
+  const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s),
+              C = Cell::cache_cols(s), I = dp.input_size, N = pk.rows(), B = pk.B, T = pk.T;
+  const S* w_ih = params + dp.w_ih;
+  const S* w_hh = params + dp.w_hh;
+  const S* b_ih = ptr(params, dp.b_ih);
+  const S* b_hh = ptr(params, dp.b_hh);
+  const S* w_hr = ptr(params, dp.w_hr);
+
+  Mat<S> xg(N, GH);  // (N, G·H) input projections of every step
+  xg.noalias() = cmat(X, N, I) * cmat(w_ih, GH, I).transpose();
+  if (b_ih) xg.rowwise() += crow(b_ih, GH);
+
+  Mat<S> hg(B, R), m(B, H), work(B, H);
+  Mat<S> scratch;  // (B, C) the cell's cache in eval mode, overwritten every step
+  if (cache) {
+    cache->hprev.resize(N, P);
+    cache->cache.resize(N, C);
+    if (w_hr) cache->m.resize(N, H);
+  } else {
+    scratch.resize(B, C);
+  }
+
+  for (Index step = 0; step < T; ++step) {
+    const Index t = reverse ? T - 1 - step : step, b = pk.batch[t], o = pk.offset[t];
+    const S* hp = h;
+    if (cache) {  // keep h_{t-1} for backward; rows past b_{t+1} still hold h0 (reverse)
+      mat(cache->hprev.data() + o * P, b, P) = cmat(h, b, P);
+      hp = cache->hprev.data() + o * P;
+    }
+    mat(hg.data(), b, R).noalias() = cmat(hp, b, P) * cmat(w_hh, R, P).transpose();
+
+    StepForward<S> a;
+    a.b = b;
+    a.xg = xg.data() + o * GH;
+    a.hg = hg.data();
+    a.b_hh = b_hh;
+    a.w_hh = w_hh;
+    a.hprev = hp;
+    a.c = c;
+    a.cache = cache ? cache->cache.data() + o * C : scratch.data();
+    a.m = (cache && w_hr) ? cache->m.data() + o * H : m.data();
+    a.work = work.data();
+    Cell::forward(s, a);
+
+    if (w_hr)
+      mat(h, b, P).noalias() = cmat(a.m, b, H) * cmat(w_hr, P, H).transpose();
+    else
+      mat(h, b, P) = cmat(a.m, b, H);
+    mat(Y + o * ldy, b, P, ldy) = cmat(h, b, P);
+  }
+}
+
+// One layer-direction backward; accumulates into the parameter gradients `grads`
+// (the same layout as `params`) and into dX.
+//   dY (N, ·) ld ldy   dL/dh_t of every packed row from above (this direction's columns)
+//   dh (B, P)          in: dL/dh_n in packed order; out: dL/dh0
+//   dc (B, H)          LSTM: in dL/dc_n; out dL/dc0
+//   dX (N, I)          += dL/dX
+template <class Cell, class S>
+void direction_backward(const StackSpec& s, const S* params, S* grads, const DirParams& dp, bool reverse,
+                        const Packing& pk, const S* X, const DirCache<S>& cache, const S* dY, Index ldy,
+                        S* dh, S* dc, S* dX) {
+  using detail::ptr;
+  const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s),
+              C = Cell::cache_cols(s), I = dp.input_size, N = pk.rows(), B = pk.B, T = pk.T;
+  const S* w_ih = params + dp.w_ih;
+  const S* w_hh = params + dp.w_hh;
+  const S* w_hr = ptr(params, dp.w_hr);
+
+  Mat<S> dxg(N, GH);                     // (N, G·H) dL/dXG
+  Mat<S> dhg_own;                        // (N, R)   dL/dHG when it differs from dL/dXG
+  if (!Cell::same_dhg) dhg_own.resize(N, R);
+  S* dhg = Cell::same_dhg ? dxg.data() : dhg_own.data();
+  Mat<S> dH;                             // (N, P)   dL/dh_t, kept for dW_hr (proj only)
+  if (w_hr) dH.resize(N, P);
+  Mat<S> dh_t(B, P), dm(B, H), dhprev(B, P), work(B, H);
+
+  for (Index step = 0; step < T; ++step) {
+    const Index t = reverse ? step : T - 1 - step, b = pk.batch[t], o = pk.offset[t];
+    S* dht = w_hr ? dH.data() + o * P : dh_t.data();
+    mat(dht, b, P) = cmat(dY + o * ldy, b, P, ldy) + cmat(dh, b, P);
+    const S* dmt = dht;
+    if (w_hr) {  // h_t = m_t W_hr^T  ->  dL/dm_t = dL/dh_t W_hr
+      mat(dm.data(), b, H).noalias() = cmat(dht, b, P) * cmat(w_hr, P, H);
+      dmt = dm.data();
+    }
+
+    StepBackward<S> a;
+    a.b = b;
+    a.cache = cache.cache.data() + o * C;
+    a.hprev = cache.hprev.data() + o * P;
+    a.w_hh = w_hh;
+    a.dm = dmt;
+    a.dc = dc;
+    a.dxg = dxg.data() + o * GH;
+    a.dhg = dhg + o * R;
+    a.dhprev = dhprev.data();
+    a.work = work.data();
+    Cell::backward(s, a);
+
+    // dL/dh_{t-1} = dHG_t W_hh[0:R] (+ the cell's direct part)
+    mat(dh, b, P).noalias() = cmat(a.dhg, b, R) * cmat(w_hh, R, P);
+    if (Cell::direct_dh) mat(dh, b, P) += cmat(dhprev.data(), b, P);
+  }
+
+  // Weight gradients, one GEMM each over all steps.
+  auto dXG = cmat(dxg.data(), N, GH);
+  auto dHG = cmat(dhg, N, R);
+  mat(grads + dp.w_ih, GH, I).noalias() += dXG.transpose() * cmat(X, N, I);
+  mat(grads + dp.w_hh, R, P).noalias() += dHG.transpose() * cmat(cache.hprev.data(), N, P);
+  if (dp.b_ih >= 0) {
+    mat(grads + dp.b_ih, 1, GH) += dXG.colwise().sum();
+    mat(grads + dp.b_hh, 1, R) += dHG.colwise().sum();
+  }
+  Cell::backward_weights(s, N, dxg.data(), cache.cache.data(), grads + dp.w_hh, ptr(grads, dp.b_hh));
+  if (w_hr) mat(grads + dp.w_hr, P, H).noalias() += cmat(dH.data(), N, P).transpose() * cmat(cache.m.data(), N, H);
+  mat(dX, N, I).noalias() += dXG * cmat(w_ih, GH, I);
+}
+
+}  // namespace rnnkit

@@ -1,0 +1,163 @@
+#pragma once
+// A stack of recurrent layers, each uni- or bidirectional, over a batch of
+// variable-length sequences: the multi-layer wrapper over sequence.h.
+//
+//   x (T,B,I) or (B,T,I) --gather--> X_0 (N, I)
+//   for l: Y_l = [fwd | rev] (N, D·P);   X_{l+1} = Y_l ⊙ dropout mask_l
+//   Y_{L-1} --scatter--> out (T,B,D·P) or (B,T,D·P), zero past each length
+//
+// States h0/h_n are (D·L, B, P) and c0/c_n (D·L, B, H), PyTorch's order.
+
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "sequence.h"
+
+namespace rnnkit {
+
+/// The caller's arrays for one forward call (all C-contiguous; optional ones may be nullptr).
+template <class S>
+struct SeqArgs {
+  Index T = 0, B = 0;
+  bool batch_first = false;
+  const std::int64_t* lengths = nullptr;  // (B), each in 1..T
+  const S* x = nullptr;                   // (T, B, I), or (B, T, I) with batch_first
+  const S* h0 = nullptr;                  // (D·L, B, P)
+  const S* c0 = nullptr;                  // (D·L, B, H), LSTM
+  const S* const* dropout = nullptr;      // L-1 masks (T, B, D·P) as x's layout, already scaled by 1/(1-p)
+  S* out = nullptr;                       // (T, B, D·P), or (B, T, D·P) with batch_first
+  S* h_n = nullptr;                       // (D·L, B, P)
+  S* c_n = nullptr;                       // (D·L, B, H), LSTM
+};
+
+/// The caller's arrays for one backward call.
+template <class S>
+struct SeqGradArgs {
+  const S* grad_out = nullptr;  // as out, or nullptr for zeros
+  const S* grad_h_n = nullptr;  // (D·L, B, P), or nullptr
+  const S* grad_c_n = nullptr;  // (D·L, B, H), LSTM, or nullptr
+  S* grad_x = nullptr;          // as x
+  S* grad_h0 = nullptr;         // (D·L, B, P)
+  S* grad_c0 = nullptr;         // (D·L, B, H), LSTM
+};
+
+/// Everything a training forward keeps for backward.
+template <class S>
+struct StackCache {
+  StackSpec spec;
+  Packing pack;
+  bool batch_first = false;
+  std::vector<Mat<S>> inputs;     // [l] (N, I_l) the input of layer l (after dropout)
+  std::vector<Mat<S>> masks;      // [l] (N, D·P) dropout scale on layer l's output, l < L-1
+  std::vector<DirCache<S>> dirs;  // [l·D + d]
+};
+
+template <class Cell, class S>
+void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, StackCache<S>* cache) {
+  const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size, DP = D * P;
+  Packing pk(a.T, a.B, a.lengths);
+  const Index N = pk.rows(), B = pk.B;
+  const bool direct = pk.trivial && !a.batch_first;  // caller's arrays are already packed
+
+  Mat<S> X0;  // (N, I)
+  const S* X = a.x;
+  if (!direct || cache) {
+    X0.resize(N, s.input_size);
+    pk.gather(a.x, a.batch_first, s.input_size, X0.data());
+    X = X0.data();
+  }
+  if (cache) {
+    cache->spec = s;
+    cache->batch_first = a.batch_first;
+    cache->inputs.assign(L, Mat<S>());
+    cache->masks.assign(L - 1, Mat<S>());
+    cache->dirs.assign(L * D, DirCache<S>());
+    cache->inputs[0] = std::move(X0);
+    X = cache->inputs[0].data();
+  }
+
+  Mat<S> h(B, P), c(Cell::has_c ? B : 0, H), Ybuf;
+  for (Index l = 0; l < L; ++l) {
+    S* Y;
+    if (l == L - 1 && direct) {
+      Y = a.out;
+    } else {
+      Ybuf.resize(N, DP);
+      Y = Ybuf.data();
+    }
+    for (Index d = 0; d < D; ++d) {
+      const Index k = l * D + d;
+      if (a.h0) pk.gather_state(a.h0 + k * B * P, P, h.data());
+      else h.setZero();
+      if (Cell::has_c) {
+        if (a.c0) pk.gather_state(a.c0 + k * B * H, H, c.data());
+        else c.setZero();
+      }
+      direction_forward<Cell>(s, params, s.dir_params(l, d), d == 1, pk, X, Y + d * P, DP, h.data(), c.data(),
+                              cache ? &cache->dirs[k] : nullptr);
+      pk.scatter_state(h.data(), P, a.h_n + k * B * P);
+      if (Cell::has_c) pk.scatter_state(c.data(), H, a.c_n + k * B * H);
+    }
+    if (l < L - 1) {
+      if (a.dropout) {
+        Mat<S> mask(N, DP);
+        pk.gather(a.dropout[l], a.batch_first, DP, mask.data());
+        Ybuf.array() *= mask.array();
+        if (cache) cache->masks[l] = std::move(mask);
+      }
+      if (cache) {
+        cache->inputs[l + 1] = std::move(Ybuf);
+        X = cache->inputs[l + 1].data();
+      } else {
+        X0 = std::move(Ybuf);  // the next layer reads it while writing a fresh Ybuf
+        X = X0.data();
+      }
+    }
+  }
+  if (!direct) pk.scatter(Ybuf.data(), a.batch_first, DP, a.out);
+  if (cache) cache->pack = std::move(pk);
+}
+
+template <class Cell, class S>
+void stack_backward(const StackSpec& s, const S* params, S* grads, const StackCache<S>& cache,
+                    const SeqGradArgs<S>& g) {
+  const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size, DP = D * P;
+  const Packing& pk = cache.pack;
+  const Index N = pk.rows(), B = pk.B;
+
+  Mat<S> dY = Mat<S>::Zero(N, DP);  // (N, D·P) dL/dY of the layer being visited
+  if (g.grad_out) pk.gather(g.grad_out, cache.batch_first, DP, dY.data());
+  Mat<S> dX, dh(B, P), dc(Cell::has_c ? B : 0, H);
+  for (Index l = L - 1; l >= 0; --l) {
+    const Index I = s.layer_input_size(l);
+    dX.setZero(N, I);
+    for (Index d = 0; d < D; ++d) {
+      const Index k = l * D + d;
+      if (g.grad_h_n) pk.gather_state(g.grad_h_n + k * B * P, P, dh.data());
+      else dh.setZero();
+      if (Cell::has_c) {
+        if (g.grad_c_n) pk.gather_state(g.grad_c_n + k * B * H, H, dc.data());
+        else dc.setZero();
+      }
+      direction_backward<Cell>(s, params, grads, s.dir_params(l, d), d == 1, pk, cache.inputs[l].data(),
+                               cache.dirs[k], dY.data() + d * P, DP, dh.data(), dc.data(), dX.data());
+      pk.scatter_state(dh.data(), P, g.grad_h0 + k * B * P);
+      if (Cell::has_c) pk.scatter_state(dc.data(), H, g.grad_c0 + k * B * H);
+    }
+    if (l > 0) {
+      if (!cache.masks[l - 1].size()) dY = std::move(dX);
+      else dY = dX.cwiseProduct(cache.masks[l - 1]);  // dL/dY_{l-1} = dL/dX_l ⊙ mask
+    }
+  }
+  pk.scatter(dX.data(), cache.batch_first, s.input_size, g.grad_x);
+}
+
+// Entry points for the Python bindings and C++ users: dispatch on spec.cell.
+// Defined in cpp/src (float and double), so callers do not compile the cells.
+template <class S>
+void forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, StackCache<S>* cache);
+template <class S>
+void backward(const StackSpec& s, const S* params, S* grads, const StackCache<S>& cache, const SeqGradArgs<S>& g);
+
+}  // namespace rnnkit

@@ -1,0 +1,32 @@
+// The core's thread count: one process-wide value, read by every parallel loop
+// and handed to Eigen's GEMMs.
+
+#include "rnnkit/config.h"
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+
+namespace rnnkit {
+
+namespace {
+std::atomic<int> g_threads{0};  // 0: not set yet, use OpenMP's default
+}
+
+int get_num_threads() {
+  const int n = g_threads.load(std::memory_order_relaxed);
+  if (n > 0) return n;
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("num_threads must be >= 1, got " + std::to_string(n));
+  g_threads.store(n, std::memory_order_relaxed);
+  Eigen::setNbThreads(n);
+}
+
+}  // namespace rnnkit

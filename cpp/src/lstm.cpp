@@ -1,0 +1,15 @@
+// The recurrent driver instantiated for the LstmCell, float and double.
+// One translation unit per cell, so the three build in parallel.
+
+#include "rnnkit/lstm.h"
+#include "rnnkit/stack.h"
+
+namespace rnnkit {
+
+#define RNNKIT_INSTANTIATE(S)                                                                              \
+  template void stack_forward<LstmCell, S>(const StackSpec&, const S*, const SeqArgs<S>&, StackCache<S>*); \
+  template void stack_backward<LstmCell, S>(const StackSpec&, const S*, S*, const StackCache<S>&, const SeqGradArgs<S>&);
+RNNKIT_INSTANTIATE(float)
+RNNKIT_INSTANTIATE(double)
+
+}  // namespace rnnkit
