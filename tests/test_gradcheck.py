@@ -25,7 +25,11 @@ OPTIONS = {
     "L2_bi": (dict(num_layers=2, bidirectional=True), dict(state=True), True),
     "L2_nobias_bf": (dict(num_layers=2, bias=False, batch_first=True), dict(state=True), True),
     "lengths_bi": (dict(bidirectional=True), dict(state=True, lengths="random"), True),
-    "lengths_L2_bi_bf": (dict(num_layers=2, bidirectional=True, batch_first=True), dict(state=True, lengths="random"), True),
+    "lengths_L2_bi_bf": (
+        dict(num_layers=2, bidirectional=True, batch_first=True),
+        dict(state=True, lengths="random"),
+        True,
+    ),
     "unbatched_L2_bi": (dict(num_layers=2, bidirectional=True), dict(state=True, unbatched=True), True),
     "no_state_no_grad_h": (dict(num_layers=2), dict(state=False), False),
     "dropout_L3_bi": (dict(num_layers=3, bidirectional=True, dropout=0.3), dict(state=True, lengths="random"), True),

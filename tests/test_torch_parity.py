@@ -120,7 +120,9 @@ def test_reference_matches_torch(case, make_inputs, make_torch, run_torch):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-def test_matches_torch_autograd(case, dtype, make_inputs, make_module, make_torch, run_torch, run_forward, run_backward):
+def test_matches_torch_autograd(
+    case, dtype, make_inputs, make_module, make_torch, run_torch, run_forward, run_backward
+):
     spec = case.spec
     params, inp, rng = case_data(case, make_inputs)
     tol = 1e-9 if dtype == np.float64 else 1e-4
@@ -170,3 +172,44 @@ def test_matches_torch_autograd(case, dtype, make_inputs, make_module, make_torc
     for k, g in t_grads.items():
         assert grads[k].shape == tuple(g.shape), k
         close(grads[k], g.numpy(), tol, f"grad {k}")
+
+
+@pytest.mark.parametrize("lengths", [False, True], ids=["full", "len"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("cell_name", ["rnn_tanh", "lstm", "lstm_proj", "gru"])
+def test_reference_dropout_matches_torch_layer_by_layer(
+    cell_name, bidirectional, lengths, make_inputs, make_torch, run_torch
+):
+    """The reference's dropout placement: 3 single-layer torch modules chained by hand, each
+    layer's output multiplied by its mask before it enters the next layer."""
+    spec = reference.spec_for(cell_name, num_layers=3, bidirectional=bidirectional, dropout=0.5)
+    rng = np.random.default_rng(5)
+    params = reference.init_params(spec, rng)
+    T, B = 5, 3
+    inp = make_inputs(spec, rng, T, B, state=True, lengths="random" if lengths else None)
+    masks = reference.draw_dropout_masks(spec, rng, T, B)
+    D = spec.num_directions
+    t_len = None if inp["lengths"] is None else torch.as_tensor(inp["lengths"])
+
+    layer_in = torch.as_tensor(inp["x"])
+    hs, cs = [], []
+    for layer in range(spec.num_layers):
+        one = dataclasses.replace(spec, num_layers=1, dropout=0.0, input_size=spec.layer_input_size(layer))
+        sfx = f"_l{layer}"
+        p1 = {k.replace(sfx, "_l0"): v for k, v in params.items() if k.endswith(sfx) or (sfx + "_") in k}
+        tm = make_torch(one, p1, np.float64)
+        h0 = torch.as_tensor(inp["h0"][layer * D : (layer + 1) * D])
+        c0 = None if inp["c0"] is None else torch.as_tensor(inp["c0"][layer * D : (layer + 1) * D])
+        with torch.no_grad():
+            out, h, c = run_torch(tm, one, layer_in, h0, c0, t_len)
+        hs.append(h)
+        cs.append(c)
+        layer_in = out * torch.as_tensor(masks[layer]) if layer < spec.num_layers - 1 else out
+
+    out, h_n, c_n = reference.forward(spec, params, inp["x"], inp["h0"], inp["c0"], inp["lengths"], masks)
+    np.testing.assert_allclose(out, layer_in.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(h_n, torch.cat(hs).numpy(), rtol=0, atol=1e-12)
+    if spec.mode == "LSTM":
+        np.testing.assert_allclose(c_n, torch.cat(cs).numpy(), rtol=0, atol=1e-12)
+    # the masks do matter
+    assert not np.allclose(out, reference.forward(spec, params, inp["x"], inp["h0"], inp["c0"], inp["lengths"])[0])

@@ -3,8 +3,6 @@
 
 #include <pybind11/pybind11.h>
 
-#include <Eigen/Core>
-
 namespace rnnkit_py {
 void register_threads(pybind11::module_& m);
 void register_stack(pybind11::module_& m);
@@ -12,7 +10,6 @@ void register_stack(pybind11::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rnnkit's C++ core: recurrent stacks forward and backward through time";
-  Eigen::initParallel();
   rnnkit_py::register_threads(m);
   rnnkit_py::register_stack(m);
 }

@@ -1,5 +1,5 @@
 // The core's thread count: one process-wide value, read by every parallel loop
-// and handed to Eigen's GEMMs.
+// and by gemm() (gemm.h), which splits products across threads itself.
 
 #include "rnnkit/config.h"
 
@@ -26,7 +26,6 @@ int get_num_threads() {
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("num_threads must be >= 1, got " + std::to_string(n));
   g_threads.store(n, std::memory_order_relaxed);
-  Eigen::setNbThreads(n);
 }
 
 }  // namespace rnnkit

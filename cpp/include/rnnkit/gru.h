@@ -12,6 +12,7 @@
 
 #include "activations.h"
 #include "gates.h"
+#include "gemm.h"
 
 namespace rnnkit {
 
@@ -45,8 +46,7 @@ struct GruCell {
     }
     if (!s.reset_after) {
       // work = (r⊙h) W_hn^T : the one product that must wait for r
-      mat(a.work, a.b, H).noalias() =
-          cmat(a.cache + 3 * H, a.b, H, 4 * H) * cmat(a.w_hh + 2 * H * H, H, H).transpose();
+      gemm(mat(a.work, a.b, H), cmat(a.cache + 3 * H, a.b, H, 4 * H), cmat(a.w_hh + 2 * H * H, H, H).transpose());
     }
     RNNKIT_PARALLEL_FOR(a.b * GH)
     for (Index r = 0; r < a.b; ++r) {
@@ -89,8 +89,7 @@ struct GruCell {
     }
     if (!s.reset_after) {
       // work = dL/d(r⊙h) = dL/da_n W_hn
-      mat(a.work, a.b, H).noalias() =
-          cmat(a.dxg + 2 * H, a.b, H, GH) * cmat(a.w_hh + 2 * H * H, H, H);
+      gemm(mat(a.work, a.b, H), cmat(a.dxg + 2 * H, a.b, H, GH), cmat(a.w_hh + 2 * H * H, H, H));
       RNNKIT_PARALLEL_FOR(a.b * GH)
       for (Index r = 0; r < a.b; ++r) {
         const S* cache = a.cache + r * 4 * H;
@@ -113,7 +112,7 @@ struct GruCell {
     if (s.reset_after) return;
     const Index H = s.hidden_size, GH = 3 * H;
     auto dan = cmat(dxg + 2 * H, N, H, GH);                                 // (N, H) dL/da_n
-    mat(dw_hh + 2 * H * H, H, H).noalias() += dan.transpose() * cmat(cache + 3 * H, N, H, 4 * H);
+    gemm(mat(dw_hh + 2 * H * H, H, H), dan.transpose(), cmat(cache + 3 * H, N, H, 4 * H), true);
     if (db_hh) mat(db_hh + 2 * H, 1, H) += dan.colwise().sum();
   }
 };

@@ -18,6 +18,7 @@
 #include <algorithm>
 
 #include "gates.h"
+#include "gemm.h"
 #include "packing.h"
 #include "spec.h"
 #include "tensor.h"
@@ -64,7 +65,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   const S* w_hr = ptr(params, dp.w_hr);
 
   Mat<S> xg(N, GH);  // (N, G·H) input projections of every step
-  xg.noalias() = cmat(X, N, I) * cmat(w_ih, GH, I).transpose();
+  gemm(mat(xg.data(), N, GH), cmat(X, N, I), cmat(w_ih, GH, I).transpose());
   if (b_ih) xg.rowwise() += crow(b_ih, GH);
 
   Mat<S> hg(B, R), m(B, H), work(B, H);
@@ -84,7 +85,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       mat(cache->hprev.data() + o * P, b, P) = cmat(h, b, P);
       hp = cache->hprev.data() + o * P;
     }
-    mat(hg.data(), b, R).noalias() = cmat(hp, b, P) * cmat(w_hh, R, P).transpose();
+    gemm(mat(hg.data(), b, R), cmat(hp, b, P), cmat(w_hh, R, P).transpose());
 
     StepForward<S> a;
     a.b = b;
@@ -100,7 +101,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
     Cell::forward(s, a);
 
     if (w_hr)
-      mat(h, b, P).noalias() = cmat(a.m, b, H) * cmat(w_hr, P, H).transpose();
+      gemm(mat(h, b, P), cmat(a.m, b, H), cmat(w_hr, P, H).transpose());
     else
       mat(h, b, P) = cmat(a.m, b, H);
     mat(Y + o * ldy, b, P, ldy) = cmat(h, b, P);
@@ -138,7 +139,7 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
     mat(dht, b, P) = cmat(dY + o * ldy, b, P, ldy) + cmat(dh, b, P);
     const S* dmt = dht;
     if (w_hr) {  // h_t = m_t W_hr^T  ->  dL/dm_t = dL/dh_t W_hr
-      mat(dm.data(), b, H).noalias() = cmat(dht, b, P) * cmat(w_hr, P, H);
+      gemm(mat(dm.data(), b, H), cmat(dht, b, P), cmat(w_hr, P, H));
       dmt = dm.data();
     }
 
@@ -156,22 +157,22 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
     Cell::backward(s, a);
 
     // dL/dh_{t-1} = dHG_t W_hh[0:R] (+ the cell's direct part)
-    mat(dh, b, P).noalias() = cmat(a.dhg, b, R) * cmat(w_hh, R, P);
+    gemm(mat(dh, b, P), cmat(a.dhg, b, R), cmat(w_hh, R, P));
     if (Cell::direct_dh) mat(dh, b, P) += cmat(dhprev.data(), b, P);
   }
 
   // Weight gradients, one GEMM each over all steps.
   auto dXG = cmat(dxg.data(), N, GH);
   auto dHG = cmat(dhg, N, R);
-  mat(grads + dp.w_ih, GH, I).noalias() += dXG.transpose() * cmat(X, N, I);
-  mat(grads + dp.w_hh, R, P).noalias() += dHG.transpose() * cmat(cache.hprev.data(), N, P);
+  gemm(mat(grads + dp.w_ih, GH, I), dXG.transpose(), cmat(X, N, I), true);
+  gemm(mat(grads + dp.w_hh, R, P), dHG.transpose(), cmat(cache.hprev.data(), N, P), true);
   if (dp.b_ih >= 0) {
     mat(grads + dp.b_ih, 1, GH) += dXG.colwise().sum();
     mat(grads + dp.b_hh, 1, R) += dHG.colwise().sum();
   }
   Cell::backward_weights(s, N, dxg.data(), cache.cache.data(), grads + dp.w_hh, ptr(grads, dp.b_hh));
-  if (w_hr) mat(grads + dp.w_hr, P, H).noalias() += cmat(dH.data(), N, P).transpose() * cmat(cache.m.data(), N, H);
-  mat(dX, N, I).noalias() += dXG * cmat(w_ih, GH, I);
+  if (w_hr) gemm(mat(grads + dp.w_hr, P, H), cmat(dH.data(), N, P).transpose(), cmat(cache.m.data(), N, H), true);
+  gemm(mat(dX, N, I), dXG, cmat(w_ih, GH, I), true);
 }
 
 }  // namespace rnnkit

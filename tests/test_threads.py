@@ -1,0 +1,106 @@
+"""Thread safety and the thread-count switch.
+
+One module in eval mode is called from 4 Python threads at once (started together at a
+barrier), each thread on its own inputs; every result must equal, bit for bit, the same call
+made from a single thread.  rk.set_num_threads / rk.get_num_threads round-trip, and the
+result does not depend on the number of threads beyond rounding.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from reference import spec_for
+
+N_THREADS = 4
+T, B = 200, 4
+
+
+@pytest.fixture
+def num_threads(rk, request):
+    """Set rk's thread count for one test and restore it afterwards."""
+    before = rk.get_num_threads()
+    rk.set_num_threads(request.param)
+    yield request.param
+    rk.set_num_threads(before)
+
+
+@pytest.mark.parametrize("num_threads", [1, 2], indirect=True, ids=["omp1", "omp2"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell_name", ["lstm", "gru", "lstm_proj"])
+def test_concurrent_eval_calls_equal_serial_calls(
+    num_threads, cell_name, dtype, rng, make_module, make_inputs, run_forward
+):
+    spec = spec_for(cell_name, input_size=16, hidden_size=32, num_layers=2, bidirectional=True)
+    m = make_module(spec, dtype, seed=0).eval()
+    inputs = [
+        make_inputs(spec, rng, T, B, state=True, lengths="random" if i % 2 else None)
+        for i in range(2 * N_THREADS)
+    ]
+    call = lambda inp: run_forward(m, spec, inp["x"], inp["h0"], inp["c0"], inp["lengths"])  # noqa: E731
+    serial = [call(inp) for inp in inputs]
+
+    barrier = threading.Barrier(N_THREADS)
+
+    def worker(k):
+        barrier.wait()  # all threads enter the core together
+        return [(i, call(inputs[i])) for _ in range(2) for i in range(k, len(inputs), N_THREADS)]
+
+    with ThreadPoolExecutor(max_workers=N_THREADS) as ex:
+        results = [r for chunk in ex.map(worker, range(N_THREADS)) for r in chunk]
+
+    assert len(results) == 2 * len(inputs)
+    for i, got in results:
+        for a, b in zip(got, serial[i]):
+            if b is not None:
+                assert a.dtype == dtype
+                np.testing.assert_array_equal(a, b)
+
+
+def test_set_get_num_threads_round_trip(rk):
+    before = rk.get_num_threads()
+    assert isinstance(before, int) and before >= 1
+    try:
+        for n in (1, 2, 3, 1):
+            rk.set_num_threads(n)
+            assert rk.get_num_threads() == n
+    finally:
+        rk.set_num_threads(before)
+    assert rk.get_num_threads() == before
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="threads"):
+            rk.set_num_threads(bad)
+        assert rk.get_num_threads() == before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell_name", ["lstm", "gru"])
+def test_result_does_not_depend_on_thread_count(
+    rk, cell_name, dtype, rng, make_module, make_inputs, run_forward, run_backward
+):
+    spec = spec_for(cell_name, input_size=8, hidden_size=16, num_layers=2, bidirectional=True)
+    m = make_module(spec, dtype, seed=0)
+    inp = make_inputs(spec, rng, 50, 8, state=True, lengths="random")
+    g = None
+    results = []
+    before = rk.get_num_threads()
+    try:
+        for n in (1, 2):
+            rk.set_num_threads(n)
+            m.zero_grad()
+            out, h_n, c_n = run_forward(m, spec, inp["x"], inp["h0"], inp["c0"], inp["lengths"])
+            if g is None:
+                g = np.random.default_rng(0).standard_normal(out.shape)
+            gx, gh0, _ = run_backward(m, spec, g)
+            grads = m.grads()
+            results.append([out, h_n, gx, gh0] + [np.array(grads[k]) for k in sorted(grads)])
+    finally:
+        rk.set_num_threads(before)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for a, b in zip(*results):
+        scale = max(1.0, float(np.abs(a).max()))
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol * scale)
