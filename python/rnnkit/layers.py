@@ -11,45 +11,15 @@ is changed.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, Optional
 
 import numpy as np
 
 from . import _core
-
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+from .module import Module, as_lengths, as_real_array, check_bool, check_dtype, check_int, check_probability, shape_str
 
 
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return bool(value)
-
-
-def _as_real_array(name: str, value: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(value)
-    except Exception as e:  # e.g. a torch tensor that requires grad
-        raise TypeError(f"{name} could not be converted to a NumPy array: {e}") from None
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    return arr
-
-
-def _shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-class _RNNBase:
+class _RNNBase(Module):
     """What RNN, LSTM and GRU share: parameters, modes, forward/backward plumbing."""
 
     _mode = ""  # "RNN_TANH", "RNN_RELU", "LSTM", "GRU"
@@ -68,53 +38,41 @@ class _RNNBase:
         dtype: Any,
         seed: Optional[int],
     ) -> None:
-        self.input_size = _check_int("input_size", input_size, 1)
-        self.hidden_size = _check_int("hidden_size", hidden_size, 1)
-        self.num_layers = _check_int("num_layers", num_layers, 1)
-        self.bias = _check_bool("bias", bias)
-        self.batch_first = _check_bool("batch_first", batch_first)
-        self.bidirectional = _check_bool("bidirectional", bidirectional)
-        self.proj_size = _check_int("proj_size", proj_size, 0)
-        self.reset_after = _check_bool("reset_after", reset_after)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float, np.floating, np.integer)):
-            raise TypeError(f"dropout must be a number in [0, 1), got {type(dropout).__name__}")
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.dropout = float(dropout)
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.bias = check_bool("bias", bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.proj_size = check_int("proj_size", proj_size, 0)
+        self.reset_after = check_bool("reset_after", reset_after)
+        self.dropout = check_probability("dropout", dropout)
         if self.proj_size and self.proj_size >= self.hidden_size:
             raise ValueError(f"proj_size must be smaller than hidden_size ({self.hidden_size}), got {self.proj_size}")
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-        if dt not in _FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dt}")
-        self.dtype = dt
-
+        check_dtype(dtype)
         self._spec = _core.StackSpec(
             self._mode, self.input_size, self.hidden_size, self.num_layers, self.bias,
             self.bidirectional, self.proj_size, self.reset_after,
         )
-        self._layout = [(name, offset, tuple(shape)) for name, offset, shape in self._spec.param_layout()]
-        self._flat = np.empty(self._spec.num_params, dtype=self.dtype)  # every parameter, PyTorch's order
-        self._grad = np.zeros_like(self._flat)                          # their gradients, same layout
-        self._params = self._views(self._flat)
-        self._grads = self._views(self._grad)
-
-        # PyTorch's initialisation: every weight and bias U(-1/sqrt(H), 1/sqrt(H)).
-        self._rng = np.random.default_rng(seed)
-        k = 1.0 / math.sqrt(self.hidden_size)
-        for name, _, shape in self._layout:
-            self._params[name][...] = self._rng.uniform(-k, k, size=shape)
-        self.training = True
+        self._setup(dtype, seed)
         self._cache: Any = None  # what the last training forward kept for backward
 
-    # ---- parameters -----------------------------------------------------------------
-    def _views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        return {
-            name: flat[offset : offset + int(np.prod(shape))].reshape(shape)
-            for name, offset, shape in self._layout
-        }
+    def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        return [(name, tuple(shape)) for name, _, shape in self._spec.param_layout()]
+
+    def _init_params(self, rng: np.random.Generator) -> None:
+        # PyTorch's initialisation: every weight and bias U(-1/sqrt(H), 1/sqrt(H)).
+        k = 1.0 / math.sqrt(self.hidden_size)
+        for name, shape in self._param_shapes():
+            self._params[name][...] = rng.uniform(-k, k, size=shape)
+
+    def get_config(self) -> dict[str, Any]:
+        cfg: dict[str, Any] = dict(
+            input_size=self.input_size, hidden_size=self.hidden_size, num_layers=self.num_layers, bias=self.bias,
+            batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
+            dtype=self.dtype.name,
+        )
+        return cfg
 
     @property
     def _directions(self) -> int:
@@ -124,59 +82,6 @@ class _RNNBase:
     def _out_size(self) -> int:
         return self.proj_size or self.hidden_size
 
-    def parameters(self) -> dict[str, np.ndarray]:
-        """Live views of every parameter, by PyTorch's names."""
-        return dict(self._params)
-
-    def grads(self) -> dict[str, np.ndarray]:
-        """Live views of every parameter's accumulated gradient, by PyTorch's names."""
-        return dict(self._grads)
-
-    def num_parameters(self) -> int:
-        return int(self._flat.size)
-
-    def zero_grad(self) -> None:
-        self._grad.fill(0)
-
-    def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter, with exactly PyTorch's keys and shapes."""
-        return {name: v.copy() for name, v in self._params.items()}
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
-        """Copy parameters in (anything np.asarray takes, torch tensors too).
-
-        Everything is checked before anything is written, so a failed load
-        leaves the module as it was.
-        """
-        if not isinstance(state_dict, Mapping):
-            raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
-        names = set(self._params)
-        missing = sorted(names - set(state_dict))
-        unexpected = sorted(set(state_dict) - names)
-        if strict and (missing or unexpected):
-            raise ValueError(
-                f"state_dict does not match {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
-            )
-        staged = {}
-        for name in sorted(names & set(state_dict)):
-            value = _as_real_array(f"state_dict key '{name}'", state_dict[name])
-            expected = self._params[name].shape
-            if value.shape != expected:
-                raise ValueError(f"state_dict key '{name}' has shape {_shape(value.shape)}, expected {_shape(expected)}")
-            if not np.all(np.isfinite(value)):
-                raise ValueError(f"state_dict key '{name}' contains NaN or infinite values")
-            staged[name] = value
-        for name, value in staged.items():
-            self._params[name][...] = value
-
-    # ---- modes ----------------------------------------------------------------------
-    def train(self, mode: bool = True) -> "_RNNBase":
-        self.training = _check_bool("mode", mode)
-        return self
-
-    def eval(self) -> "_RNNBase":
-        return self.train(False)
-
     # ---- forward / backward ---------------------------------------------------------
     def _state_shape(self, size: int, batch: Optional[int]) -> tuple[int, ...]:
         rows = self._directions * self.num_layers
@@ -185,48 +90,38 @@ class _RNNBase:
     def _as_state(self, name: str, value: Any, size: int, batch: Optional[int]) -> Optional[np.ndarray]:
         if value is None:
             return None
-        arr = _as_real_array(name, value)
+        arr = as_real_array(name, value)
         expected = self._state_shape(size, batch)
         if arr.shape != expected:
-            raise ValueError(f"{name} has shape {_shape(arr.shape)}, expected {_shape(expected)}")
+            raise ValueError(f"{name} has shape {shape_str(arr.shape)}, expected {shape_str(expected)}")
         if batch is None:
             arr = arr[:, None, :]
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
     def _run(self, x: Any, h0: Any, c0: Any, lengths: Any) -> tuple:
-        x = _as_real_array("x", x)
+        x = as_real_array("x", x)
         if x.ndim not in (2, 3):
             raise ValueError(
-                f"x has shape {_shape(x.shape)}, expected (T, B, {self.input_size})"
+                f"x has shape {shape_str(x.shape)}, expected (T, B, {self.input_size})"
                 + (" with batch_first=True: (B, T, I)" if self.batch_first else "")
                 + f" or unbatched (T, {self.input_size})"
             )
         if x.shape[-1] != self.input_size:
-            raise ValueError(f"x has shape {_shape(x.shape)}: its last axis must be input_size={self.input_size}")
+            raise ValueError(f"x has shape {shape_str(x.shape)}: its last axis must be input_size={self.input_size}")
         unbatched = x.ndim == 2
         batch_first = self.batch_first and not unbatched
         if unbatched:
             x = x[:, None, :]
         T, B = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
         if T == 0 or B == 0:
-            raise ValueError(f"x has shape {_shape(x.shape)}: sequence length and batch must be >= 1")
+            raise ValueError(f"x has shape {shape_str(x.shape)}: sequence length and batch must be >= 1")
         x = np.ascontiguousarray(x, dtype=self.dtype)
         batch = None if unbatched else B
         h0 = self._as_state("h0", h0, self._out_size, batch)
         c0 = self._as_state("c0", c0, self.hidden_size, batch)
-        if lengths is not None:
-            lengths = np.asarray(lengths)
-            if unbatched and lengths.ndim == 0:
-                lengths = lengths.reshape(1)
-            if lengths.dtype.kind not in "iu":
-                raise TypeError(f"lengths must be an integer array, got dtype {lengths.dtype}")
-            if lengths.shape != (B,):
-                raise ValueError(f"lengths has shape {_shape(lengths.shape)}, expected ({B},)")
-            bad = (lengths < 1) | (lengths > T)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                raise ValueError(f"lengths[{i}] = {int(lengths[i])} is out of range: each length must be in 1..{T}")
-            lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+        if unbatched and lengths is not None and np.ndim(lengths) == 0:
+            lengths = np.reshape(lengths, 1)
+        lengths = as_lengths(lengths, B, T)
 
         masks = []
         if self.training and self.dropout > 0 and self.num_layers > 1:
@@ -254,10 +149,10 @@ class _RNNBase:
         batch = None if unbatched else out_shape[0 if self.batch_first else 1]
         user_out_shape = (out_shape[0], out_shape[2]) if unbatched else out_shape
         if grad_out is not None:
-            grad_out = _as_real_array("grad_out", grad_out)
+            grad_out = as_real_array("grad_out", grad_out)
             if grad_out.shape != user_out_shape:
                 raise ValueError(
-                    f"grad_out has shape {_shape(grad_out.shape)}, expected {_shape(user_out_shape)} (the shape of out)"
+                    f"grad_out has shape {shape_str(grad_out.shape)}, expected {shape_str(user_out_shape)} (the shape of out)"
                 )
             if unbatched:
                 grad_out = grad_out[:, None, :]
@@ -328,6 +223,9 @@ class RNN(_RNNBase):
         s = super()._extra_repr()
         return s + (", nonlinearity='relu'" if self.nonlinearity == "relu" else "")
 
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "nonlinearity": self.nonlinearity}
+
 
 class GRU(_RNNBase):
     """GRU, gates r, z, n as PyTorch; ``reset_after=False`` gives the textbook
@@ -352,6 +250,9 @@ class GRU(_RNNBase):
 
     def _extra_repr(self) -> str:
         return super()._extra_repr() + ("" if self.reset_after else ", reset_after=False")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "reset_after": self.reset_after}
 
 
 class LSTM(_RNNBase):
@@ -396,3 +297,6 @@ class LSTM(_RNNBase):
             grad_h_n, grad_c_n = grad_h_n
         grad_x, grad_h0, grad_c0 = self._run_backward(grad_out, grad_h_n, grad_c_n)
         return grad_x, (grad_h0, grad_c0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "proj_size": self.proj_size}

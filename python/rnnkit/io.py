@@ -1,0 +1,119 @@
+"""Model files: ``rk.save(model, path)`` and ``rk.load(path)``.
+
+A model file is a safetensors file (the ``safetensors`` package, extra
+``[io]``): the tensors are the model's ``state_dict()`` (PyTorch's names, e.g.
+``"1.weight_ih_l0"``), and the header's ``__metadata__`` holds
+
+    format          "rnnkit"
+    format_version  "1"
+    architecture    JSON: {"class": "Sequential", "config": {"layers": [{"class": "LSTM", "config": {...}}, ...]}}
+                    or a single layer {"class": "GRU", "config": {...}}; each config is the layer's
+                    constructor arguments (dtype as "float32"/"float64")
+    sha256          hex digest of every tensor's bytes, in sorted name order, so that a
+                    corrupted file is detected rather than loaded
+
+The C++ runtime reads the same file. Writes go to a temporary file in the same
+folder that is then renamed over the target, so a crash never leaves a
+half-written model file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from .layers import GRU, LSTM, RNN
+from .module import Module
+from .nn import Dropout, Embedding, LastStep, Linear, MeanPool
+from .sequential import Sequential
+
+FORMAT = "rnnkit"
+FORMAT_VERSION = "1"
+_LAYERS: dict[str, type] = {
+    cls.__name__: cls for cls in (RNN, LSTM, GRU, Embedding, Linear, LastStep, MeanPool, Dropout)
+}
+
+
+def _safetensors() -> Any:
+    try:
+        import safetensors.numpy
+    except ImportError:
+        raise ImportError("rk.save and rk.load need the safetensors package: pip install 'rnnkit[io]'") from None
+    return safetensors
+
+
+def _digest(tensors: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(tensors[name]).tobytes())
+    return h.hexdigest()
+
+
+def save(model: Module, path: Union[str, os.PathLike]) -> None:
+    """Write ``model`` (a Sequential or a single layer) to ``path`` as safetensors, atomically."""
+    if not isinstance(model, Module) or (type(model).__name__ not in _LAYERS and not isinstance(model, Sequential)):
+        raise TypeError(f"model must be an rnnkit Sequential or layer, got {type(model).__name__}")
+    st = _safetensors()
+    path = Path(path)
+    tensors = model.state_dict()
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": json.dumps({"class": type(model).__name__, "config": model.get_config()}),
+        "sha256": _digest(tensors),
+    }
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        st.numpy.save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _build(arch: Any) -> Module:
+    if not isinstance(arch, dict) or "class" not in arch or not isinstance(arch.get("config"), dict):
+        raise ValueError(f"architecture entry {arch!r} is not {{'class': ..., 'config': {{...}}}}")
+    name, config = arch["class"], arch["config"]
+    if name == "Sequential":
+        layers = config.get("layers")
+        if not isinstance(layers, list) or not layers:
+            raise ValueError("a Sequential architecture needs a non-empty 'layers' list")
+        return Sequential(*(_build(layer) for layer in layers))
+    if name not in _LAYERS:
+        raise ValueError(f"unknown layer {name!r}; known layers: {sorted(_LAYERS)}")
+    return _LAYERS[name](**config)
+
+
+def load(path: Union[str, os.PathLike]) -> Module:
+    """Rebuild the model saved at ``path``, with its weights, in eval mode."""
+    st = _safetensors()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    try:
+        with st.safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except Exception as e:  # safetensors' own error types vary between versions
+        raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is a safetensors file but not an rnnkit model (no format=rnnkit in its metadata)")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path} has rnnkit format version {version!r}; this rnnkit reads version {FORMAT_VERSION}")
+    if metadata.get("sha256") != _digest(tensors):
+        raise ValueError(f"{path} is corrupt: its tensors do not match the checksum in its metadata")
+    try:
+        arch = json.loads(metadata["architecture"])
+        model = _build(arch)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path} has an invalid architecture: {e}") from None
+    model.load_state_dict(tensors)
+    return model.eval()

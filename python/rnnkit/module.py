@@ -1,0 +1,181 @@
+"""The base of every rnnkit module: parameters in one flat buffer, modes, state dicts.
+
+A module's parameters are named views into one contiguous 1-D buffer
+(``_flat``), and their gradients views into a twin buffer (``_grad``), in the
+order ``_param_shapes()`` gives. A standalone module owns its buffers; a
+Sequential re-homes its layers' parameters into one buffer of its own
+(``_bind``), so an optimizer step or gradient clipping is one pass over one array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import numpy as np
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+# ---- argument checks shared by every module ---------------------------------------
+def check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
+
+
+def check_probability(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__}")
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value}")
+    return float(value)
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in _FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def as_real_array(name: str, value: Any) -> np.ndarray:
+    try:
+        arr = np.asarray(value)
+    except Exception as e:  # e.g. a torch tensor that requires grad
+        raise TypeError(f"{name} could not be converted to a NumPy array: {e}") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def as_lengths(value: Any, batch: int, steps: int) -> Optional[np.ndarray]:
+    """Validate optional sequence lengths: int array (batch,), each in 1..steps."""
+    if value is None:
+        return None
+    lengths = np.asarray(value)
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be an integer array, got dtype {lengths.dtype}")
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths has shape {shape_str(lengths.shape)}, expected ({batch},)")
+    bad = (lengths < 1) | (lengths > steps)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"lengths[{i}] = {int(lengths[i])} is out of range: each length must be in 1..{steps}")
+    return np.ascontiguousarray(lengths, dtype=np.int64)
+
+
+def shape_str(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Module:
+    """Parameters, gradients, modes and state dicts; subclasses add forward/backward."""
+
+    training: bool = True
+    dtype: np.dtype = np.dtype(np.float32)
+
+    # ---- what a subclass provides -------------------------------------------------
+    def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(name, shape) of every parameter, in buffer order."""
+        return []
+
+    def _init_params(self, rng: np.random.Generator) -> None:
+        """Fill the parameter views with their initial values."""
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, JSON-serialisable (model files store it)."""
+        return {}
+
+    # ---- buffers --------------------------------------------------------------------
+    def _setup(self, dtype: Any, seed: Optional[int]) -> None:
+        """Own buffers, named views, initial values; a generator for dropout masks."""
+        self.dtype = check_dtype(dtype)
+        self.seed = seed
+        n = sum(int(np.prod(shape)) for _, shape in self._param_shapes())
+        self._bind(np.empty(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype))
+        self._rng = np.random.default_rng(seed)
+        self._init_params(self._rng)
+        self.training = True
+
+    def _bind(self, flat: np.ndarray, grad: np.ndarray) -> None:
+        """Point the parameter and gradient views at new buffers (values are not copied)."""
+        self._flat, self._grad = flat, grad
+        self._params, self._grads = {}, {}
+        offset = 0
+        for name, shape in self._param_shapes():
+            n = int(np.prod(shape))
+            self._params[name] = flat[offset : offset + n].reshape(shape)
+            self._grads[name] = grad[offset : offset + n].reshape(shape)
+            offset += n
+
+    # ---- parameters -----------------------------------------------------------------
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Live views of every parameter, by PyTorch's names."""
+        return dict(self._params)
+
+    def grads(self) -> dict[str, np.ndarray]:
+        """Live views of every parameter's accumulated gradient, by PyTorch's names."""
+        return dict(self._grads)
+
+    def num_parameters(self) -> int:
+        return int(self._flat.size)
+
+    def zero_grad(self) -> None:
+        self._grad.fill(0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter, with PyTorch's keys and shapes."""
+        return {name: v.copy() for name, v in self._params.items()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy parameters in (anything np.asarray takes, torch tensors too).
+
+        Everything is checked before anything is written, so a failed load
+        leaves the module as it was.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
+        names = set(self._params)
+        missing = sorted(names - set(state_dict))
+        unexpected = sorted(set(state_dict) - names)
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"state_dict does not match {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
+            )
+        staged = {}
+        for name in sorted(names & set(state_dict)):
+            value = as_real_array(f"state_dict key '{name}'", state_dict[name])
+            expected = self._params[name].shape
+            if value.shape != expected:
+                raise ValueError(f"state_dict key '{name}' has shape {shape_str(value.shape)}, expected {shape_str(expected)}")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"state_dict key '{name}' contains NaN or infinite values")
+            staged[name] = value
+        for name, value in staged.items():
+            self._params[name][...] = value
+
+    # ---- modes ----------------------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        self.training = check_bool("mode", mode)
+        return self
+
+    def eval(self) -> "Module":
+        return self.train(False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._extra_repr()})"
+
+    def _extra_repr(self) -> str:
+        return ""
