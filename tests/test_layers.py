@@ -450,3 +450,51 @@ def test_state_continues_a_sequence(rk, rng, kind):
         assert_same_state([s], [hn])
     # without return_state the output alone
     np.testing.assert_allclose(model(x), y_all, rtol=1e-14, atol=0)
+
+
+# ============================================================================= reproducibility
+def at_offset(a, k):
+    """A copy of a whose data starts k elements past a 64-byte boundary."""
+    buf = np.empty(a.size + 64, dtype=a.dtype)
+    start = (-buf.ctypes.data % 64) // a.itemsize
+    view = buf[start + k : start + k + a.size].reshape(a.shape)
+    view[...] = a
+    return view
+
+
+def reproducibility_model(rk, name, dtype):
+    if name == "linear":
+        return rk.Linear(37, 13, dtype=dtype, seed=0), (5, 7, 37)
+    if name == "lstm":
+        return rk.LSTM(37, 13, batch_first=True, dtype=dtype, seed=0), (5, 7, 37)
+    if name == "sequential":
+        return rk.Sequential(
+            rk.Linear(37, 16, dtype=dtype, seed=0),
+            rk.GRU(16, 13, batch_first=True, dtype=dtype, seed=1),
+            rk.MeanPool(),
+            rk.Linear(13, 5, dtype=dtype, seed=2),
+        ), (5, 7, 37)
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", ["linear", "lstm", "sequential"])
+def test_forward_backward_bitwise_reproducible(rk, rng, name, dtype):
+    """The same model built twice, run forward/backward on the same values, gives the same
+    bits wherever NumPy happened to allocate its buffers and the inputs (Trainer's "same seed,
+    same weights" rests on this)."""
+    shape = reproducibility_model(rk, name, dtype)[1]
+    x = rng.standard_normal(shape).astype(dtype)
+    results, keep = [], []
+    for k in range(12):
+        model = reproducibility_model(rk, name, dtype)[0]  # fresh buffers: a new place in memory
+        keep.append(model)  # (kept alive so the allocator cannot hand back the same block)
+        y = model(at_offset(x, k % 8))
+        out = y[0] if isinstance(y, tuple) else y
+        model.backward(at_offset(np.cos(np.arange(out.size)).reshape(out.shape).astype(dtype), k % 8))
+        results.append((out.copy(), {n: g.copy() for n, g in model.grads().items()}))
+    out0, grads0 = results[0]
+    for k, (out, grads) in enumerate(results[1:], 1):
+        np.testing.assert_array_equal(out, out0, err_msg=f"output, build {k}")
+        for n in grads0:
+            np.testing.assert_array_equal(grads[n], grads0[n], err_msg=f"grad {n}, build {k}")

@@ -30,7 +30,7 @@ def torch_value_and_grad(fn, pred, *args, **kwargs):
     p = torch.tensor(pred, dtype=torch.float64, requires_grad=True)
     loss = fn(p, *args, **kwargs)
     loss.backward()
-    return float(loss), p.grad.numpy()
+    return float(loss.detach()), p.grad.numpy()
 
 
 def check_against_torch(got, want):

@@ -138,7 +138,7 @@ def test_training_matches_pytorch(rk, rng, name):
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(tm.parameters(), clip)
             topt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         t_epoch_loss.append(np.mean(losses))
         if tsched is not None:
             tsched.step()
@@ -150,6 +150,26 @@ def test_training_matches_pytorch(rk, rng, name):
         np.testing.assert_allclose(got[k], want[k], rtol=1e-8, atol=1e-8, err_msg=k)
     # the epoch loss is the mean of the batch losses (equal batch sizes here)
     np.testing.assert_allclose(history["loss"], t_epoch_loss, rtol=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_torch_state_dict_loads_and_predicts_the_same(rk, rng, kind):
+    """The other direction: a torch module's state_dict (tensors) loads into the Sequential as
+    it is, and both give the same outputs (padding ids past the lengths included)."""
+    torch = pytest.importorskip("torch")
+    model = classifier(rk) if kind == "classifier" else regressor(rk)
+    tm = torch_twin(model, kind)
+    with torch.no_grad():
+        for p in tm.parameters():
+            p.add_(0.3 * torch.randn(p.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    model.load_state_dict(tm.state_dict())
+    if kind == "classifier":
+        x, _, lengths = token_data(rng, 9, 6, 8, 3)
+    else:
+        (x, _), lengths = regression_data(rng, 9, 5, 2, 1), None
+    with torch.no_grad():
+        want = tm(torch.tensor(x), lengths).numpy()
+    np.testing.assert_allclose(model.predict(x, lengths=lengths), want, rtol=1e-12, atol=1e-13)
 
 
 def test_manual_loop_matches_trainer(rk, rng):
@@ -167,6 +187,28 @@ def test_manual_loop_matches_trainer(rk, rng):
             _, grad = rk.losses.cross_entropy(logits, y[i : i + 6])
             b.backward(grad)
             rk.clip_grad_norm(b, 0.5)
+            opt.step(b)
+    for k, v in b.state_dict().items():
+        np.testing.assert_allclose(a.state_dict()[k], v, rtol=1e-12, atol=1e-13, err_msg=k)
+
+
+def test_shuffled_batches_follow_default_rng_permutation(rk, rng):
+    """shuffle=True: each epoch's order is np.random.default_rng(seed).permutation(N) (one
+    generator per fit), cut into batches in that order; the last batch may be short."""
+    N, bs, seed = 26, 6, 42
+    x, y, lengths = token_data(rng, N, 5, 8, 3)
+    a, b = classifier(rk, seed=8), classifier(rk, seed=8)
+    rk.Trainer(a, loss="cross_entropy", optimizer=rk.SGD(lr=0.2, momentum=0.5)).fit(
+        x, y, lengths=lengths, epochs=3, batch_size=bs, shuffle=True, seed=seed, progress=False
+    )
+    opt, order_rng = rk.SGD(lr=0.2, momentum=0.5), np.random.default_rng(seed)
+    for _ in range(3):
+        order = order_rng.permutation(N)
+        for i in range(0, N, bs):
+            idx = order[i : i + bs]
+            b.zero_grad()
+            _, grad = rk.losses.cross_entropy(b(x[idx], lengths=lengths[idx]), y[idx])
+            b.backward(grad)
             opt.step(b)
     for k, v in b.state_dict().items():
         np.testing.assert_allclose(a.state_dict()[k], v, rtol=1e-12, atol=1e-13, err_msg=k)
@@ -199,6 +241,8 @@ def test_history_keys(rk, rng, loss, validation, keys):
     assert set(history) == keys
     for k in keys:
         assert len(history[k]) == 3 and all(np.isfinite(v) for v in history[k]), k
+    metric_keys = {"loss", "accuracy"} if loss == "cross_entropy" else {"loss"}
+    assert set(trainer.evaluate(x, y, lengths=lengths)) == metric_keys
     if validation:
         # the last val_loss is evaluate() on the final weights
         np.testing.assert_allclose(history["val_loss"][-1], trainer.evaluate(*val[:2], *val[2:])["loss"], rtol=1e-5)
@@ -315,7 +359,7 @@ def test_lstm_learns_next_value_of_a_sine(rk):
     freq = rng.uniform(0.2, 0.5, size=(N, 1))
     phase = rng.uniform(0, 2 * np.pi, size=(N, 1))
     wave = np.sin(freq * t + phase)
-    x, y = wave[:, :T, None], wave[:, T:, :].reshape(N, 1)
+    x, y = wave[:, :T, None], wave[:, T:]
     xv, yv = x[-64:], y[-64:]
     x, y = x[:-64], y[:-64]
     model = rk.Sequential(rk.LSTM(1, 16, batch_first=True, seed=0), rk.LastStep(), rk.Linear(16, 1, seed=1))

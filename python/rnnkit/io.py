@@ -61,6 +61,10 @@ def save(model: Module, path: Union[str, os.PathLike]) -> None:
         raise TypeError(f"model must be an rnnkit Sequential or layer, got {type(model).__name__}")
     st = _safetensors()
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot save to {path}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save to {path}: it is a folder")
     tensors = model.state_dict()
     metadata = {
         "format": FORMAT,

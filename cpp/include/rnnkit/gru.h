@@ -113,7 +113,7 @@ struct GruCell {
     const Index H = s.hidden_size, GH = 3 * H;
     auto dan = cmat(dxg + 2 * H, N, H, GH);                                 // (N, H) dL/da_n
     gemm(mat(dw_hh + 2 * H * H, H, H), dan.transpose(), cmat(cache + 3 * H, N, H, 4 * H), true);
-    if (db_hh) mat(db_hh + 2 * H, 1, H) += dan.colwise().sum();
+    if (db_hh) add_column_sums(db_hh + 2 * H, dxg + 2 * H, N, H, GH);
   }
 };
 

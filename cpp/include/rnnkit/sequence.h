@@ -167,8 +167,8 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
   gemm(mat(grads + dp.w_ih, GH, I), dXG.transpose(), cmat(X, N, I), true);
   gemm(mat(grads + dp.w_hh, R, P), dHG.transpose(), cmat(cache.hprev.data(), N, P), true);
   if (dp.b_ih >= 0) {
-    mat(grads + dp.b_ih, 1, GH) += dXG.colwise().sum();
-    mat(grads + dp.b_hh, 1, R) += dHG.colwise().sum();
+    add_column_sums(grads + dp.b_ih, dxg.data(), N, GH, GH);
+    add_column_sums(grads + dp.b_hh, dhg, N, R, R);
   }
   Cell::backward_weights(s, N, dxg.data(), cache.cache.data(), grads + dp.w_hh, ptr(grads, dp.b_hh));
   if (w_hr) gemm(mat(grads + dp.w_hr, P, H), cmat(dH.data(), N, P).transpose(), cmat(cache.m.data(), N, H), true);

@@ -54,4 +54,13 @@ inline CArrMap<S> carr(const S* p, Index n) {
   return CArrMap<S>(p, n);
 }
 
+// dst (n) += Σ_r src[r] (rows × n, row stride ld), summed row after row: each
+// column's sum then runs in the same order whatever the buffers' alignment
+// (Eigen's colwise().sum() does not), so the same inputs give the same bits.
+template <class S>
+inline void add_column_sums(S* dst, const S* src, Index rows, Index n, Index ld) {
+  auto d = arr(dst, n);
+  for (Index r = 0; r < rows; ++r) d += carr(src + r * ld, n);
+}
+
 }  // namespace rnnkit
