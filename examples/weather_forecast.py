@@ -155,15 +155,16 @@ def main() -> None:
     ap.add_argument("--compare-torch", action="store_true", help="train the same models in PyTorch too")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--hidden", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--patience", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--patience", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated: rnn, lstm, gru (lstm is always trained)")
     ap.add_argument("--out", type=Path, default=HERE / "output")
     args = ap.parse_args()
     if args.quick:
-        args.epochs, args.hidden = 6, 16
-    cells = ["lstm"] if args.quick else ["rnn", "lstm", "gru"]
+        args.epochs, args.lr = 8, 3e-3
+    cells = ["lstm"] if args.quick else sorted(set(args.cells.split(",")) | {"lstm"}, key="rnn lstm gru".find)
 
     series = load_series()
     x, y = windows(series)
