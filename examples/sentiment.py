@@ -29,6 +29,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RNNKIT_CACHE") or Path.home() / ".cache" / "rnnkit")
 
 
-def fail(why: str) -> None:
+def fail(why: str) -> NoReturn:
     cache = cache_dir()
     print(
         f"sentiment.py: cannot get the movie-review data: {why}\n"
@@ -279,8 +280,8 @@ def main() -> None:
                           validation_data=(ids[va], labels[va], lengths[va]), early_stopping=args.patience,
                           seed=args.seed, progress=False)
     wall_rk = time.perf_counter() - start
-    for e, (loss, vl, va) in enumerate(zip(history["loss"], history["val_loss"], history["val_accuracy"]), 1):
-        print(f"epoch {e:2d}  train loss {loss:.4f}  val loss {vl:.4f}  val accuracy {va:.3f}")
+    for e, (loss, vl, vacc) in enumerate(zip(history["loss"], history["val_loss"], history["val_accuracy"]), 1):
+        print(f"epoch {e:2d}  train loss {loss:.4f}  val loss {vl:.4f}  val accuracy {vacc:.3f}")
     acc_rk = trainer.evaluate(ids[te], labels[te], lengths=lengths[te])["accuracy"]
     arch = f"{args.cell.upper()}({args.embed}, {args.hidden}) + {Pool.__name__}"
     note = f"{len(history['loss'])} epochs"
