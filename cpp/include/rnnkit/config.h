@@ -15,6 +15,9 @@ namespace rnnkit {
 
 using Index = std::ptrdiff_t;
 
+// Divide a memory-bound loop's element count by this before RNNKIT_PARALLEL_FOR.
+constexpr Index kMemoryBound = 32;
+
 /// Number of threads the core uses for its own loops and for Eigen's GEMMs.
 /// Defaults to OpenMP's default (the machine's cores, or OMP_NUM_THREADS).
 int get_num_threads();
@@ -24,9 +27,12 @@ void set_num_threads(int n);
 
 }  // namespace rnnkit
 
-// Parallel loop over independent rows. `work` is an estimate of the loop's
-// total element count: below a few thousand elements a thread team costs more
-// than it saves, so the loop runs serially.
+// Parallel loop over independent rows. `work` estimates the loop's cost in
+// elements of gate arithmetic (transcendental functions): below ~16k a thread
+// team costs more than it saves, so the loop runs serially. Memory-bound loops
+// (copies, optimizer steps) pass work/kMemoryBound: a team pays off there only
+// for arrays of about half a million elements, and every needless team is
+// expensive when the cores are shared (OpenMP threads spin while they wait).
 #ifdef _OPENMP
 #define RNNKIT_STR_(x) #x
 #define RNNKIT_PARALLEL_FOR(work) \
