@@ -1,11 +1,12 @@
-"""Sequence to sequence with an LSTM encoder and an LSTM decoder: reverse the
-letters of words from Jane Austen's *Pride and Prejudice* ("darcy" -> "ycrad").
+"""Sequence to sequence with an LSTM encoder and an LSTM decoder: reverse (or sort)
+the letters of words from Jane Austen's *Pride and Prejudice* ("darcy" -> "ycrad",
+with ``--task sort`` "darcy" -> "acdry").
 
 The input and output are sequences of different lengths (the output has an
 end-of-word token). The encoder reads the letters (variable lengths through
 ``lengths``); its final state (h, c) is the decoder's initial state. Training uses
-teacher forcing: the decoder reads <sos> + the reversed word in one call and is
-trained to predict the reversed word + <eos> (cross-entropy per step, padded
+teacher forcing: the decoder reads <sos> + the target word in one call and is
+trained to predict the target word + <eos> (cross-entropy per step, padded
 steps masked by ``lengths``). The gradient of the decoder's initial state, returned
 by ``decoder.backward``, is passed into ``encoder.backward`` as the gradient of the
 encoder's final state, so the encoder learns only through it. Testing decodes
@@ -14,11 +15,12 @@ greedily, one step at a time, carrying the decoder state through ``hx``.
 Data: the distinct words of 3 to 10 letters in the novel (lower-cased,
 examples/data/pride_and_prejudice.txt.gz, public domain), split by word (seed 0):
 85% train, 15% test, so every test word is unseen in training.
-Metrics on the test words: exact match (the whole reversed word right) and
+Metrics on the test words: exact match (the whole output word right) and
 per-character accuracy (letters right at their position, over the target letters).
 Chance per character is about 1/26.
 
-    python examples/seq2seq.py [--epochs 30] [--hidden 128] [--seed 0] [--quick] [--compare-torch]
+    python examples/seq2seq.py [--task reverse|sort] [--epochs 20] [--hidden 128] [--seed 0] [--threads N]
+                               [--quick] [--compare-torch]
 
 ``--compare-torch`` trains the same model in PyTorch (same initial weights, data,
 batch order and hyper-parameters) and adds its row to the table.
@@ -52,17 +54,22 @@ def load_words(seed: int, test_fraction: float = 0.15) -> tuple[list[str], list[
     return [words[i] for i in order[n_test:]], [words[i] for i in order[:n_test]]
 
 
-def encode(words: list[str]) -> dict[str, np.ndarray]:
-    """Padded id arrays: src (B, 10) the word; dec_in (B, 11) <sos> + reversed; dec_out (B, 11) reversed + <eos>."""
+def transform(word: str, task: str) -> str:
+    return word[::-1] if task == "reverse" else "".join(sorted(word))
+
+
+def encode(words: list[str], task: str) -> dict[str, np.ndarray]:
+    """Padded id arrays: src (B, 10) the word; dec_in (B, 11) <sos> + target; dec_out (B, 11) target + <eos>."""
     n = len(words)
     src = np.full((n, MAX_LEN), PAD, np.int64)
     dec_in = np.full((n, MAX_LEN + 1), PAD, np.int64)
     dec_out = np.full((n, MAX_LEN + 1), PAD, np.int64)
     for i, w in enumerate(words):
         ids = [3 + LETTERS.index(ch) for ch in w]
+        out = [3 + LETTERS.index(ch) for ch in transform(w, task)]
         src[i, : len(w)] = ids
-        dec_in[i, : len(w) + 1] = [SOS] + ids[::-1]
-        dec_out[i, : len(w) + 1] = ids[::-1] + [EOS]
+        dec_in[i, : len(w) + 1] = [SOS] + out
+        dec_out[i, : len(w) + 1] = out + [EOS]
     lengths = np.array([len(w) for w in words], np.int64)
     return {"src": src, "src_len": lengths, "dec_in": dec_in, "dec_out": dec_out, "dec_len": lengths + 1}
 
@@ -233,7 +240,8 @@ def train_torch(rk_init: dict[str, dict], train: dict, test: dict, args: argpars
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--task", choices=["reverse", "sort"], default="reverse")
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--hidden", type=int, default=128)
     ap.add_argument("--emb", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=64)
@@ -241,16 +249,25 @@ def main() -> None:
     ap.add_argument("--clip", type=float, default=1.0, help="global gradient-norm clipping")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=None, help="rnnkit (and PyTorch) threads; default: the library's")
     ap.add_argument("--quick", action="store_true", help="a short run for the test suite (8 epochs)")
     ap.add_argument("--compare-torch", action="store_true", help="also train the same model with PyTorch")
     args = ap.parse_args()
     if args.quick:
         args.epochs, args.log_every = 8, 4
+    if args.threads is not None:
+        rk.set_num_threads(args.threads)
+    if args.compare_torch:
+        import torch
+
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
 
     train_words, test_words = load_words(args.seed)
-    train, test = encode(train_words), encode(test_words)
-    print(f"{len(train_words)} training words, {len(test_words)} test words (unseen), lengths {MIN_LEN}..{MAX_LEN}; "
-          f"LSTM({args.emb}, {args.hidden}) encoder -> LSTM({args.emb}, {args.hidden}) decoder, "
+    train, test = encode(train_words, args.task), encode(test_words, args.task)
+    print(f"task: {args.task} the letters; {len(train_words)} training words, {len(test_words)} test words "
+          f"(unseen), lengths {MIN_LEN}..{MAX_LEN}; LSTM({args.emb}, {args.hidden}) encoder -> "
+          f"LSTM({args.emb}, {args.hidden}) decoder, "
           f"{args.epochs} epochs, batch {args.batch_size}, Adam lr {args.lr}", flush=True)
 
     init = RkSeq2Seq(args.emb, args.hidden, args.lr, args.seed)  # the initial weights, for PyTorch
@@ -260,15 +277,15 @@ def main() -> None:
     if args.compare_torch:
         rows.append(("PyTorch", *train_torch(rk_init, train, test, args)))
 
-    for w in ("elizabeth", "darcy", "bingley", "pemberley"):
-        e = encode([w])
-        pred = model.greedy(e["src"], e["src_len"])[0]
-        stop = np.flatnonzero(pred == EOS)
-        out = "".join(LETTERS[i - 3] if i >= 3 else "?" for i in pred[: stop[0] if len(stop) else None])
-        print(f"  {w} -> {out}" + ("  (a training word)" if w in set(train_words) else ""))
+    pred = model.greedy(test["src"][:6], test["src_len"][:6])
+    for w, p in zip(test_words, pred):
+        stop = np.flatnonzero(p == EOS)
+        out = "".join(LETTERS[i - 3] if i >= 3 else "?" for i in p[: stop[0] if len(stop) else None])
+        print(f"  test word {w!r:<13} -> {out!r:<13} ({'right' if out == transform(w, args.task) else 'wrong'})")
 
     print()
-    print(f"Reverse the letters of words from Pride and Prejudice; test = {len(test_words)} unseen words")
+    print(f"{args.task.capitalize()} the letters of words from Pride and Prejudice; "
+          f"test = {len(test_words)} unseen words; greedy decoding")
     print(f"{'model':<10}{'exact match':>13}{'char acc':>10}{'train s':>9}")
     print(f"{'chance':<10}{0.0:>13.3f}{1 / 26:>10.3f}{'':>9}")
     for name, ex, ch, wt in rows:
