@@ -64,3 +64,44 @@ def backward(
     grad_c_n: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
     """(grad_x, grad_h0, grad_c0); accumulates the parameter gradients into grads."""
+
+# ---- layers (rnnkit/layers.h); x, weight etc. are C-contiguous arrays of one float dtype ----
+def linear_forward(x: np.ndarray, weight: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray:
+    """(M, out) = x (M, in) · weight^T + bias."""
+
+def linear_backward(
+    grad: np.ndarray, x: np.ndarray, weight: np.ndarray, weight_grad: np.ndarray,
+    bias_grad: Optional[np.ndarray], need_dx: bool,
+) -> Optional[np.ndarray]:
+    """Accumulates weight_grad and bias_grad; returns dL/dx (M, in) if need_dx."""
+
+def embedding_forward(ids: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(M, dim) rows of weight for int64 ids (M,); ids out of range raise ValueError."""
+
+def embedding_backward(grad: np.ndarray, ids: np.ndarray, weight_grad: np.ndarray, padding_idx: int) -> None:
+    """weight_grad[ids[i]] += grad[i], except the padding row (padding_idx < 0: none)."""
+
+def last_step_forward(seq: np.ndarray, lengths: Optional[np.ndarray], batch_first: bool, directions: int) -> np.ndarray: ...
+def last_step_backward(grad: np.ndarray, lengths: Optional[np.ndarray], batch_first: bool, directions: int, T: int) -> np.ndarray: ...
+def mean_pool_forward(seq: np.ndarray, lengths: Optional[np.ndarray], batch_first: bool) -> np.ndarray: ...
+def mean_pool_backward(grad: np.ndarray, lengths: Optional[np.ndarray], batch_first: bool, T: int) -> np.ndarray: ...
+
+# ---- losses (rnnkit/losses.h): (loss, dL/dpred) ----
+def mse_loss(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]: ...
+def cross_entropy_loss(
+    logits: np.ndarray, target: np.ndarray, valid: Optional[np.ndarray], ignore_index: int
+) -> tuple[float, np.ndarray]:
+    """logits (..., C), int64 target (M,), optional uint8 valid (M,): rows that count."""
+def bce_with_logits_loss(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]: ...
+
+# ---- optimizers (rnnkit/optim.h): in place over one flat buffer ----
+def sgd_step(
+    params: np.ndarray, grads: np.ndarray, buf: np.ndarray, lr: float, momentum: float, nesterov: bool,
+    weight_decay: float, first_step: bool,
+) -> None: ...
+def adam_step(
+    params: np.ndarray, grads: np.ndarray, exp_avg: np.ndarray, exp_avg_sq: np.ndarray, lr: float, beta1: float,
+    beta2: float, eps: float, weight_decay: float, decoupled: bool, step: int,
+) -> None: ...
+def clip_grad_norm(grads: np.ndarray, max_norm: float) -> float:
+    """Scales grads in place if their L2 norm exceeds max_norm; returns the norm before clipping."""
