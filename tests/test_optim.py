@@ -204,3 +204,19 @@ def test_scheduler_drives_adam(rk):
     sched.step()
     sched.step()
     assert opt.lr == pytest.approx(0.0025, rel=1e-15)
+
+
+def test_clip_grad_norm_of_several_modules_matches_torch(rk):
+    enc, dec = rk.LSTM(3, 4, dtype=np.float64, seed=0), rk.Linear(4, 2, dtype=np.float64, seed=1)
+    rng = np.random.default_rng(0)
+    for m in (enc, dec):
+        m._grad[...] = rng.standard_normal(m._grad.shape)
+    tensors = [torch.nn.Parameter(torch.zeros(m._grad.shape, dtype=torch.float64)) for m in (enc, dec)]
+    for t, m in zip(tensors, (enc, dec)):
+        t.grad = torch.tensor(m._grad.copy())
+    expected = torch.nn.utils.clip_grad_norm_(tensors, 0.5).item()
+    assert rk.clip_grad_norm([enc, dec], 0.5) == pytest.approx(expected, rel=1e-12)
+    for t, m in zip(tensors, (enc, dec)):
+        np.testing.assert_allclose(m._grad, t.grad.numpy(), rtol=1e-12, atol=0)
+    with pytest.raises(TypeError, match="model"):
+        rk.clip_grad_norm([enc, "decoder"], 1.0)

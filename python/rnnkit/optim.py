@@ -11,7 +11,7 @@ gradient clipping; PyTorch's StepLR and CosineAnnealingLR schedules.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -116,13 +116,23 @@ class AdamW(Adam):
         super().__init__(lr, betas, eps, weight_decay)
 
 
-def clip_grad_norm(model: Module, max_norm: float) -> float:
-    """Scale every gradient of ``model`` so that their global L2 norm is at most
-    ``max_norm`` (torch.nn.utils.clip_grad_norm_); returns the norm before clipping."""
-    if not isinstance(model, Module):
-        raise TypeError(f"model must be an rnnkit module, got {type(model).__name__}")
+def clip_grad_norm(model: Union[Module, Sequence[Module]], max_norm: float) -> float:
+    """Scale every gradient of ``model`` (or of several modules together, e.g. an
+    encoder and a decoder) so that their global L2 norm is at most ``max_norm``
+    (torch.nn.utils.clip_grad_norm_); returns the norm before clipping."""
+    models = [model] if isinstance(model, Module) else list(model) if isinstance(model, (list, tuple)) else None
+    if not models or not all(isinstance(m, Module) for m in models):
+        raise TypeError(f"model must be an rnnkit module or a list of them, got {type(model).__name__}")
     max_norm = _check_nonneg("max_norm", max_norm)
-    return float(_core.clip_grad_norm(model._grad, max_norm))
+    if len(models) == 1:
+        return float(_core.clip_grad_norm(models[0]._grad, max_norm))
+    # the joint norm first (max_norm = inf measures without clipping), then one scale for all
+    norm = math.sqrt(sum(_core.clip_grad_norm(m._grad, math.inf) ** 2 for m in models))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1:
+        for m in models:
+            m._grad *= m._grad.dtype.type(coef)
+    return norm
 
 
 class _Scheduler:
