@@ -62,7 +62,6 @@ def gemm_peak(repeats: int) -> float:
 def onnx_session(cell: str, state_dict: dict, I: int, H: int, threads: int) -> Any:
     """An ONNX Runtime session running one ONNX LSTM/GRU/RNN operator with PyTorch's weights."""
     import numpy as np
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
@@ -163,8 +162,10 @@ def worker(args: argparse.Namespace) -> dict:
             if "lengths" in args.cases:
                 lengths = rng.integers(10, 101, size=B)
                 frac = lengths.sum() / (T * B)
-                packed_in = lambda: torch.nn.utils.rnn.pack_padded_sequence(xt, torch.from_numpy(lengths),
-                                                                             enforce_sorted=False)
+                def packed_in() -> Any:
+                    return torch.nn.utils.rnn.pack_padded_sequence(xt, torch.from_numpy(lengths),
+                                                                   enforce_sorted=False)
+
                 rm.eval()
                 with torch.no_grad():
                     t_rk = timeit(lambda: rm(x, lengths=lengths), args.repeats)

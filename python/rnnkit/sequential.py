@@ -54,7 +54,6 @@ class Sequential(Module):
             offset += n
         self._bind(flat, grad)
         self.train()
-        self._lengths_used: list[bool] = []
 
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         return [(f"{i}.{name}", shape) for i, layer in enumerate(self.layers) for name, shape in layer._param_shapes()]
@@ -90,7 +89,7 @@ class Sequential(Module):
         if state is not None and (not isinstance(state, (list, tuple)) or len(state) != len(recurrent)):
             raise ValueError(f"state must be a list with one entry per recurrent layer ({len(recurrent)}), "
                              f"as returned with return_state=True")
-        h, states, used = x, [], []
+        h, states = x, []
         pooled = False
         for layer in self.layers:
             seq_lengths = None if pooled else lengths
