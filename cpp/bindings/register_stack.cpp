@@ -80,7 +80,7 @@ py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x,
 }
 
 template <class S>
-py::tuple backward(const StackSpec& s, const Array<S>& params, Array<S>& grads, const StackCache<S>& cache,
+py::tuple backward(const StackSpec& s, const Array<S>& params, Array<S>& grads, StackCache<S>& cache,
                    const std::optional<Array<S>>& grad_out, const std::optional<Array<S>>& grad_h_n,
                    const std::optional<Array<S>>& grad_c_n) {
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size;

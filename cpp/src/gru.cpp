@@ -8,7 +8,7 @@ namespace rnnkit {
 
 #define RNNKIT_INSTANTIATE(S)                                                                              \
   template void stack_forward<GruCell, S>(const StackSpec&, const S*, const SeqArgs<S>&, StackCache<S>*); \
-  template void stack_backward<GruCell, S>(const StackSpec&, const S*, S*, const StackCache<S>&, const SeqGradArgs<S>&);
+  template void stack_backward<GruCell, S>(const StackSpec&, const S*, S*, StackCache<S>&, const SeqGradArgs<S>&);
 RNNKIT_INSTANTIATE(float)
 RNNKIT_INSTANTIATE(double)
 

@@ -11,7 +11,7 @@ namespace rnnkit {
 
 #define RNNKIT_EXTERN(C, S)                                                                                \
   extern template void stack_forward<C, S>(const StackSpec&, const S*, const SeqArgs<S>&, StackCache<S>*); \
-  extern template void stack_backward<C, S>(const StackSpec&, const S*, S*, const StackCache<S>&, const SeqGradArgs<S>&);
+  extern template void stack_backward<C, S>(const StackSpec&, const S*, S*, StackCache<S>&, const SeqGradArgs<S>&);
 RNNKIT_EXTERN(RnnCell, float)
 RNNKIT_EXTERN(RnnCell, double)
 RNNKIT_EXTERN(LstmCell, float)
@@ -31,7 +31,7 @@ void forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, StackCach
 }
 
 template <class S>
-void backward(const StackSpec& s, const S* params, S* grads, const StackCache<S>& cache, const SeqGradArgs<S>& g) {
+void backward(const StackSpec& s, const S* params, S* grads, StackCache<S>& cache, const SeqGradArgs<S>& g) {
   switch (s.cell) {
     case CellType::RNN_TANH:
     case CellType::RNN_RELU: return stack_backward<RnnCell>(s, params, grads, cache, g);
@@ -42,9 +42,9 @@ void backward(const StackSpec& s, const S* params, S* grads, const StackCache<S>
 
 template void forward<float>(const StackSpec&, const float*, const SeqArgs<float>&, StackCache<float>*);
 template void forward<double>(const StackSpec&, const double*, const SeqArgs<double>&, StackCache<double>*);
-template void backward<float>(const StackSpec&, const float*, float*, const StackCache<float>&,
+template void backward<float>(const StackSpec&, const float*, float*, StackCache<float>&,
                               const SeqGradArgs<float>&);
-template void backward<double>(const StackSpec&, const double*, double*, const StackCache<double>&,
+template void backward<double>(const StackSpec&, const double*, double*, StackCache<double>&,
                                const SeqGradArgs<double>&);
 
 }  // namespace rnnkit

@@ -15,7 +15,9 @@
 // projection (h_t = m_t, or m_t W_hr^T for an LSTM with proj_size).
 //
 // In backward the cell turns dL/dm_t into dL/dxg (which is also dL/db_ih) and
-// dL/dhg, and the driver does the matching GEMMs.
+// dL/dhg, and the driver does the matching GEMMs. A cell whose gradients fit
+// in its cache row (Cell::grads_in_cache) writes dL/dxg over that row: backward
+// consumes the cache, and the (N, G·H) gradient buffer is never allocated.
 
 #include "spec.h"
 #include "tensor.h"
@@ -44,7 +46,8 @@ struct StepBackward {
   const S* w_hh = nullptr;   // (G·H, P)
   const S* dm = nullptr;     // (b, H)    dL/dm_t
   S* dc = nullptr;           // (b, H)    LSTM: in dL/dc_t, out dL/dc_{t-1}
-  S* dxg = nullptr;          // (b, G·H)  out: dL/dxg
+  S* dxg = nullptr;          // (b, G·H)  out: dL/dxg, rows ld_dxg apart
+  Index ld_dxg = 0;          //           C when Cell::grads_in_cache (dxg overwrites the cache), else G·H
   S* dhg = nullptr;          // (b, R)    out: dL/dhg (the same buffer as dxg when Cell::same_dhg)
   S* dhprev = nullptr;       // (b, P)    out: the part of dL/dh_{t-1} not through hg (Cell::direct_dh)
   S* work = nullptr;         // (b, H)    scratch

@@ -21,6 +21,7 @@ struct GruCell {
   static constexpr bool has_c = false;
   static constexpr bool same_dhg = false;  // the n rows differ: r⊙(·), or no hg at all
   static constexpr bool direct_dh = true;  // h_{t-1} also enters through z⊙h_{t-1}
+  static constexpr bool grads_in_cache = false;  // q is still needed after dL/da_n is written
   // reset_after=false: the driver's product covers the r and z rows only.
   static Index rec_rows(const StackSpec& s) { return (s.reset_after ? 3 : 2) * s.hidden_size; }
   static Index cache_cols(const StackSpec& s) { return 4 * s.hidden_size; }

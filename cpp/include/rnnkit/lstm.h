@@ -16,6 +16,7 @@ struct LstmCell {
   static constexpr bool has_c = true;
   static constexpr bool same_dhg = true;
   static constexpr bool direct_dh = false;
+  static constexpr bool grads_in_cache = true;  // dL/da_{i,f,g,o} overwrite i, f, g, o
   static Index rec_rows(const StackSpec& s) { return 4 * s.hidden_size; }
   static Index cache_cols(const StackSpec& s) { return 5 * s.hidden_size; }
 
@@ -40,6 +41,8 @@ struct LstmCell {
     }
   }
 
+  // Writes dL/da over the cache's gates, in an order that reads each gate
+  // before its slot is overwritten (work holds one H-vector of the row).
   template <class S>
   static void backward(const StackSpec& s, const StepBackward<S>& a) {
     const Index H = s.hidden_size, GH = 4 * H;
@@ -50,15 +53,17 @@ struct LstmCell {
            o = carr(cache + 3 * H, H), c_prev = carr(cache + GH, H);
       auto dm = carr(a.dm + r * H, H);
       auto dc = arr(a.dc + r * H, H);
-      auto tc = arr(a.work + r * H, H);
-      S* dx = a.dxg + r * GH;
-      tc = (f * c_prev + i * g).tanh();                   // tanh(c_t), recomputed
-      arr(dx + 3 * H, H) = dm * tc * dsigmoid(o);         // dL/da_o = dm ⊙ tanh(c_t) ⊙ σ'
-      dc += dm * o * dtanh(tc);                           // dL/dc_t += dm ⊙ o ⊙ tanh'(c_t)
+      auto work = arr(a.work + r * H, H);
+      S* dx = a.dxg + r * a.ld_dxg;
+      work = (f * c_prev + i * g).tanh();                 // tanh(c_t), recomputed
+      dc += dm * o * dtanh(work);                         // dL/dc_t += dm ⊙ o ⊙ tanh'(c_t)
+      arr(dx + 3 * H, H) = dm * work * dsigmoid(o);       // dL/da_o = dm ⊙ tanh(c_t) ⊙ σ'
+      work = dc * g * dsigmoid(i);                        // dL/da_i = dc ⊙ g ⊙ σ'  (i still needed)
       arr(dx + 2 * H, H) = dc * i * dtanh(g);             // dL/da_g = dc ⊙ i ⊙ tanh'
+      arr(dx, H) = work;
+      work = dc * f;                                      // dL/dc_{t-1} = dc ⊙ f  (f still needed)
       arr(dx + H, H) = dc * c_prev * dsigmoid(f);         // dL/da_f = dc ⊙ c_{t-1} ⊙ σ'
-      arr(dx, H) = dc * g * dsigmoid(i);                  // dL/da_i = dc ⊙ g ⊙ σ'
-      dc *= f;                                            // dL/dc_{t-1} = dc ⊙ f
+      dc = work;
     }
   }
 

@@ -14,6 +14,7 @@ struct RnnCell {
   static constexpr bool has_c = false;     // no cell state
   static constexpr bool same_dhg = true;   // dL/dhg == dL/dxg
   static constexpr bool direct_dh = false; // h_{t-1} enters only through hg
+  static constexpr bool grads_in_cache = true;  // dL/dpre overwrites h_t, element by element
   static Index rec_rows(const StackSpec& s) { return s.hidden_size; }
   static Index cache_cols(const StackSpec& s) { return s.hidden_size; }
 
@@ -44,9 +45,9 @@ struct RnnCell {
       auto dm = carr(a.dm + r * H, H);
       // dL/dpre = dL/dh ⊙ act'(pre)
       if (relu_act)
-        arr(a.dxg + r * H, H) = dm * drelu(h);
+        arr(a.dxg + r * a.ld_dxg, H) = dm * drelu(h);
       else
-        arr(a.dxg + r * H, H) = dm * dtanh(h);
+        arr(a.dxg + r * a.ld_dxg, H) = dm * dtanh(h);
     }
   }
 

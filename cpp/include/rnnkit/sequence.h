@@ -114,9 +114,10 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
 //   dh (B, P)          in: dL/dh_n in packed order; out: dL/dh0
 //   dc (B, H)          LSTM: in dL/dc_n; out dL/dc0
 //   dX (N, I)          += dL/dX
+// The cache is consumed: cells with Cell::grads_in_cache write their gradients over it.
 template <class Cell, class S>
 void direction_backward(const StackSpec& s, const S* params, S* grads, const DirParams& dp, bool reverse,
-                        const Packing& pk, const S* X, const DirCache<S>& cache, const S* dY, Index ldy,
+                        const Packing& pk, const S* X, DirCache<S>& cache, const S* dY, Index ldy,
                         S* dh, S* dc, S* dX) {
   using detail::ptr;
   const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s),
@@ -125,10 +126,14 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
   const S* w_hh = params + dp.w_hh;
   const S* w_hr = ptr(params, dp.w_hr);
 
-  Mat<S> dxg(N, GH);                     // (N, G·H) dL/dXG
+  Mat<S> dxg_own;                        // (N, G·H) dL/dXG, unless it overwrites the cache
+  if (!Cell::grads_in_cache) dxg_own.resize(N, GH);
+  S* dxg = Cell::grads_in_cache ? cache.cache.data() : dxg_own.data();
+  const Index ldx = Cell::grads_in_cache ? C : GH;
   Mat<S> dhg_own;                        // (N, R)   dL/dHG when it differs from dL/dXG
   if (!Cell::same_dhg) dhg_own.resize(N, R);
-  S* dhg = Cell::same_dhg ? dxg.data() : dhg_own.data();
+  S* dhg = Cell::same_dhg ? dxg : dhg_own.data();
+  const Index ldh = Cell::same_dhg ? ldx : R;
   Mat<S> dH;                             // (N, P)   dL/dh_t, kept for dW_hr (proj only)
   if (w_hr) dH.resize(N, P);
   Mat<S> dh_t(B, P), dm(B, H), dhprev(B, P), work(B, H);
@@ -150,27 +155,28 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
     a.w_hh = w_hh;
     a.dm = dmt;
     a.dc = dc;
-    a.dxg = dxg.data() + o * GH;
-    a.dhg = dhg + o * R;
+    a.dxg = dxg + o * ldx;
+    a.ld_dxg = ldx;
+    a.dhg = dhg + o * ldh;
     a.dhprev = dhprev.data();
     a.work = work.data();
     Cell::backward(s, a);
 
     // dL/dh_{t-1} = dHG_t W_hh[0:R] (+ the cell's direct part)
-    gemm(mat(dh, b, P), cmat(a.dhg, b, R), cmat(w_hh, R, P));
+    gemm(mat(dh, b, P), cmat(a.dhg, b, R, ldh), cmat(w_hh, R, P));
     if (Cell::direct_dh) mat(dh, b, P) += cmat(dhprev.data(), b, P);
   }
 
   // Weight gradients, one GEMM each over all steps.
-  auto dXG = cmat(dxg.data(), N, GH);
-  auto dHG = cmat(dhg, N, R);
+  auto dXG = cmat(dxg, N, GH, ldx);
+  auto dHG = cmat(dhg, N, R, ldh);
   gemm(mat(grads + dp.w_ih, GH, I), dXG.transpose(), cmat(X, N, I), true);
   gemm(mat(grads + dp.w_hh, R, P), dHG.transpose(), cmat(cache.hprev.data(), N, P), true);
   if (dp.b_ih >= 0) {
-    add_column_sums(grads + dp.b_ih, dxg.data(), N, GH, GH);
-    add_column_sums(grads + dp.b_hh, dhg, N, R, R);
+    add_column_sums(grads + dp.b_ih, dxg, N, GH, ldx);
+    add_column_sums(grads + dp.b_hh, dhg, N, R, ldh);
   }
-  Cell::backward_weights(s, N, dxg.data(), cache.cache.data(), grads + dp.w_hh, ptr(grads, dp.b_hh));
+  Cell::backward_weights(s, N, dxg, cache.cache.data(), grads + dp.w_hh, ptr(grads, dp.b_hh));
   if (w_hr) gemm(mat(grads + dp.w_hr, P, H), cmat(dH.data(), N, P).transpose(), cmat(cache.m.data(), N, H), true);
   gemm(mat(dX, N, I), dXG, cmat(w_ih, GH, I), true);
 }

@@ -119,8 +119,9 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
   if (cache) cache->pack = std::move(pk);
 }
 
+// Consumes the cache (some cells write their gradients over it): one backward per forward.
 template <class Cell, class S>
-void stack_backward(const StackSpec& s, const S* params, S* grads, const StackCache<S>& cache,
+void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>& cache,
                     const SeqGradArgs<S>& g) {
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size, DP = D * P;
   const Packing& pk = cache.pack;
@@ -158,6 +159,6 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, const StackCa
 template <class S>
 void forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, StackCache<S>* cache);
 template <class S>
-void backward(const StackSpec& s, const S* params, S* grads, const StackCache<S>& cache, const SeqGradArgs<S>& g);
+void backward(const StackSpec& s, const S* params, S* grads, StackCache<S>& cache, const SeqGradArgs<S>& g);
 
 }  // namespace rnnkit
