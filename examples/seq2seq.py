@@ -123,7 +123,7 @@ class RkSeq2Seq:
         self.dec_emb.backward(grad_dec_x)
         grad_enc_x, _ = self.encoder.backward(None, (grad_h0, grad_c0))
         self.enc_emb.backward(grad_enc_x)
-        clip_global_norm(list(self.modules.values()), clip)
+        rk.clip_grad_norm(list(self.modules.values()), clip)  # one joint norm, as torch's
         for name, m in self.modules.items():
             self.optimizers[name].step(m)
         return loss
@@ -141,17 +141,6 @@ class RkSeq2Seq:
             if np.all(np.any(pred[:, : t + 1] == EOS, axis=1)):
                 break
         return pred
-
-
-def clip_global_norm(modules: list, max_norm: float) -> float:
-    """torch.nn.utils.clip_grad_norm_ over the parameters of several modules together."""
-    grads = [g for m in modules for g in m.grads().values()]
-    total = float(np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads)))
-    if total > max_norm:
-        scale = max_norm / (total + 1e-6)
-        for g in grads:
-            g *= scale
-    return total
 
 
 def train_rnnkit(train: dict, test: dict, args: argparse.Namespace) -> tuple[RkSeq2Seq, float, float, float]:

@@ -82,6 +82,10 @@ class _RNNBase(Module):
     def _out_size(self) -> int:
         return self.proj_size or self.hidden_size
 
+    def _out_shape(self, shape: tuple) -> tuple:
+        """The output shape for an input shape (for Sequential.summary)."""
+        return (*shape[:-1], self._directions * self._out_size)
+
     # ---- forward / backward ---------------------------------------------------------
     def _state_shape(self, size: int, batch: Optional[int]) -> tuple[int, ...]:
         rows = self._directions * self.num_layers

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .layers import LSTM, _RNNBase
+from .layers import _RNNBase
 from .module import Module, check_int, shape_str
 from .nn import Embedding, _Pool
 
@@ -166,10 +166,3 @@ class Sequential(Module):
         inner = "\n".join(f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
 
-
-def _rnn_out_shape(self: _RNNBase, shape: tuple) -> tuple:
-    return (*shape[:-1], (2 if self.bidirectional else 1) * (self.proj_size or self.hidden_size))
-
-
-_RNNBase._out_shape = _rnn_out_shape  # type: ignore[attr-defined]
-__all__ = ["Sequential", "LSTM"]
