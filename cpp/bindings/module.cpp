@@ -9,6 +9,7 @@ void register_stack(pybind11::module_& m);
 void register_layers(pybind11::module_& m);
 void register_losses(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
+void register_model(pybind11::module_& m);
 }  // namespace rnnkit_py
 
 PYBIND11_MODULE(_core, m) {
@@ -18,4 +19,5 @@ PYBIND11_MODULE(_core, m) {
   rnnkit_py::register_layers(m);
   rnnkit_py::register_losses(m);
   rnnkit_py::register_optim(m);
+  rnnkit_py::register_model(m);
 }

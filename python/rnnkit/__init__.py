@@ -6,7 +6,7 @@ gives it PyTorch's module API over NumPy arrays, and a thin training stack.
 
 from __future__ import annotations
 
-from . import losses, text
+from . import losses, runtime, text
 from ._core import get_num_threads, set_num_threads
 from .generate import generate
 from .io import load, save
@@ -20,6 +20,6 @@ from .trainer import Trainer
 __all__ = [
     "RNN", "LSTM", "GRU", "Embedding", "Linear", "LastStep", "MeanPool", "Dropout", "Sequential", "Module",
     "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "clip_grad_norm", "Trainer", "losses", "text",
-    "save", "load", "generate", "get_num_threads", "set_num_threads",
+    "save", "load", "generate", "runtime", "get_num_threads", "set_num_threads",
 ]
 __version__ = "0.1.0"

@@ -74,6 +74,12 @@ class _RNNBase(Module):
         )
         return cfg
 
+    def stream(self, batch: int = 1) -> Any:
+        """A streaming runner in the C++ runtime: ``y_t = s.step(x_t)`` per step, x_t (batch, input_size)."""
+        from . import runtime
+
+        return runtime.stream(self, batch)
+
     @property
     def _directions(self) -> int:
         return 2 if self.bidirectional else 1

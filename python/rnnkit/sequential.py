@@ -137,6 +137,16 @@ class Sequential(Module):
             self.train(was_training)
         return np.concatenate(outs, axis=axis_out)
 
+    def stream(self, batch: int = 1) -> Any:
+        """A streaming runner in the C++ runtime: ``y_t = s.step(x_t)`` per time step, ``s.reset()``.
+
+        x_t is (batch, features) or token ids (batch,), batch-first whatever the layers' layout;
+        y_t is the head's output for that step. Uses the weights as they are now (see rk.runtime).
+        """
+        from . import runtime
+
+        return runtime.stream(self, batch)
+
     # ---- description ----------------------------------------------------------------
     def summary(self, print_fn: Any = print) -> str:
         """Each layer's output shape and parameter count (B: batch, T: steps), and the total."""

@@ -1,0 +1,126 @@
+// rnnkit._core.Runtime32 / Runtime64 and Stream32 / Stream64: the embedded C++
+// runtime (rnnkit/model.h) reachable from Python, for model.stream(batch) and
+// rk.runtime.load(path). ModelFileError becomes rnnkit._core.ModelFileError, a
+// ValueError; the GIL is released while the core computes.
+
+#include <pybind11/stl.h>
+
+#include "numpy.h"
+#include "rnnkit/model.h"
+
+namespace rnnkit_py {
+
+namespace {
+
+template <class S>
+std::string dtype_code() {
+  return sizeof(S) == 4 ? "F32" : "F64";
+}
+
+// Integer token ids as int64 (a copy only when the dtype differs).
+IntArray as_ids(const py::array& a, const char* name) {
+  if (a.dtype().kind() != 'i' && a.dtype().kind() != 'u')
+    throw py::type_error(std::string(name) + " must be integer token ids (the model starts with an Embedding), got dtype " +
+                         std::string(py::str(a.dtype())));
+  return IntArray::ensure(a);
+}
+
+template <class S>
+Array<S> as_floats(const py::array& a, const char* name) {
+  if (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u')
+    throw py::type_error(std::string(name) + " must be a real array, got dtype " + std::string(py::str(a.dtype())));
+  return Array<S>::ensure(a);
+}
+
+template <class S>
+void register_dtype(py::module_& m, const char* model_name, const char* stream_name) {
+  using Model = rnnkit::BasicModel<S>;
+  using Stream = rnnkit::BasicStream<S>;
+
+  py::class_<Stream>(m, stream_name, "Streaming runner: the state of a fixed batch, one time step per call.")
+      .def("step", [](Stream& s, const py::array& x) -> py::array {
+        const Index B = s.batch(), I = s.input_size(), O = s.output_size();
+        // (batch, input_size) features or (batch,) ids; with batch 1 also unbatched: (input_size,) or one id
+        const bool unbatched = B == 1 && (s.takes_ids() ? x.ndim() == 0 : x.ndim() == 1);
+        const std::vector<Index> want = s.takes_ids() ? std::vector<Index>{B} : std::vector<Index>{B, I};
+        auto y = empty<S>(unbatched ? std::vector<Index>{O} : std::vector<Index>{B, O});
+        if (s.takes_ids()) {
+          IntArray ids = as_ids(x, "x");
+          if (!unbatched) check_shape(ids, want, "x");
+          py::gil_scoped_release release;
+          s.step(ids.data(), y.mutable_data());
+        } else {
+          Array<S> xs = as_floats<S>(x, "x");
+          if (unbatched) check_shape(xs, {I}, "x");
+          else check_shape(xs, want, "x");
+          py::gil_scoped_release release;
+          s.step(xs.data(), y.mutable_data());
+        }
+        return y;
+      }, py::arg("x"),
+      "One time step: x (batch, input_size), or token ids (batch,); returns y (batch, output_size).")
+      .def("reset", &Stream::reset, "Back to the zero state, as at creation.")
+      .def_property_readonly("batch", &Stream::batch)
+      .def_property_readonly("steps", &Stream::steps, "Steps since creation or the last reset().");
+
+  py::class_<Model>(m, model_name, "A model in the C++ runtime (rnnkit::Model): predict and stream.")
+      .def_static("load", [](const std::string& path) {
+        py::gil_scoped_release release;
+        return Model::load(path);
+      }, py::arg("path"))
+      .def_static("from_tensors", [](const std::string& arch, const py::dict& tensors) {
+        std::vector<Array<S>> keep;  // owns the converted arrays while the model copies them
+        std::vector<rnnkit::TensorRef> refs;
+        for (const auto& kv : tensors) {
+          keep.push_back(as_floats<S>(py::reinterpret_borrow<py::array>(kv.second), "tensor"));
+          const auto& a = keep.back();
+          refs.push_back({py::str(kv.first), dtype_code<S>(), shape_of(a), a.data()});
+        }
+        return Model::from_tensors(arch, refs, "model");
+      }, py::arg("architecture"), py::arg("tensors"))
+      .def_property_readonly("takes_ids", &Model::takes_ids)
+      .def_property_readonly("input_size", &Model::input_size)
+      .def_property_readonly("output_size", &Model::output_size)
+      .def_property_readonly("per_step", &Model::per_step)
+      .def_property_readonly("can_stream", &Model::can_stream)
+      .def_property_readonly("num_parameters", &Model::num_parameters)
+      .def("summary", &Model::summary)
+      .def("predict", [](const Model& model, const py::array& x, const std::optional<IntArray>& lengths) {
+        const Index I = model.input_size(), O = model.output_size();
+        const Index need = model.takes_ids() ? 2 : 3;
+        if (x.ndim() != need)
+          throw py::value_error("x has shape " + shape_str(shape_of(x)) + ", expected " +
+                                (model.takes_ids() ? "(batch, steps) token ids" :
+                                 "(batch, steps, " + std::to_string(I) + ")"));
+        const Index B = x.shape(0), T = x.shape(1);
+        if (!model.takes_ids() && x.shape(2) != I)
+          throw py::value_error("x has shape " + shape_str(shape_of(x)) + ", expected (batch, steps, " +
+                                std::to_string(I) + ")");
+        if (lengths) check_shape(*lengths, {B}, "lengths");
+        const std::int64_t* len = lengths ? lengths->data() : nullptr;
+        auto y = empty<S>(model.per_step() ? std::vector<Index>{B, T, O} : std::vector<Index>{B, O});
+        if (model.takes_ids()) {
+          IntArray ids = as_ids(x, "x");
+          py::gil_scoped_release release;
+          model.predict(ids.data(), B, T, y.mutable_data(), len);
+        } else {
+          Array<S> xs = as_floats<S>(x, "x");
+          py::gil_scoped_release release;
+          model.predict(xs.data(), B, T, y.mutable_data(), len);
+        }
+        return y;
+      }, py::arg("x"), py::arg("lengths") = py::none(),
+      "x (batch, steps, input_size) or token ids (batch, steps) -> y (batch, steps, out) or (batch, out).")
+      .def("stream", &Model::stream, py::arg("batch"));
+}
+
+}  // namespace
+
+void register_model(py::module_& m) {
+  static py::exception<rnnkit::ModelFileError> error(m, "ModelFileError", PyExc_ValueError);
+  (void)error;
+  register_dtype<float>(m, "Runtime32", "Stream32");
+  register_dtype<double>(m, "Runtime64", "Stream64");
+}
+
+}  // namespace rnnkit_py

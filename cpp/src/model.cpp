@@ -1,0 +1,711 @@
+// rnnkit::Model: the architecture JSON and tensors of a model file turned into
+// layers, batch predict over them, and the allocation-free streaming step.
+// All the maths is the core's: stack forward (stack.h), the cells' step
+// (rnn.h, lstm.h, gru.h) and the layers (layers.h); this file only wires them.
+
+#include "rnnkit/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "json.h"
+#include "rnnkit/gru.h"
+#include "rnnkit/layers.h"
+#include "rnnkit/lstm.h"
+#include "rnnkit/rnn.h"
+#include "rnnkit/stack.h"
+#include "sha256.h"
+
+namespace rnnkit {
+
+constexpr const char* kFormat = "rnnkit";
+constexpr const char* kFormatVersion = "1";
+
+namespace detail {
+
+enum class Kind { Embedding, Recurrent, Linear, LastStep, MeanPool, Dropout };
+
+template <class S>
+struct Layer {
+  Kind kind;
+  std::string summary;
+  StackSpec spec;        // Recurrent
+  Index in = 0, out = 0; // features per row in and out (Embedding: num_embeddings, dim)
+  Index directions = 1;  // LastStep / MeanPool: halves of the features
+  bool bias = false;     // Linear
+  std::vector<S> params; // Recurrent: spec.param_layout(); Embedding: weight; Linear: weight, bias
+};
+
+template <class S>
+struct ModelLayers {
+  std::vector<Layer<S>> layers;
+  bool ids = false;
+  Index input = 0, output = 0, num_params = 0;
+  bool per_step = true, bidirectional = false;
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::Kind;
+using detail::Layer;
+using detail::ModelLayers;
+using json::Value;
+
+// ---- reading the architecture ---------------------------------------------------------
+
+struct ConfigReader {
+  const Value& cfg;
+  std::string where;  // "layer 1 (LSTM)"
+  const std::string& what;
+  std::set<std::string> used;
+
+  [[noreturn]] void fail(const std::string& msg) const { throw ModelFileError(what + ": " + where + ": " + msg); }
+
+  const Value* get(const std::string& key) {
+    used.insert(key);
+    return cfg.find(key);
+  }
+  Index integer(const std::string& key, Index min, std::optional<Index> fallback = std::nullopt) {
+    const Value* v = get(key);
+    if (!v) {
+      if (fallback) return *fallback;
+      fail("option '" + key + "' is missing");
+    }
+    if (!v->is(Value::Type::Number) || v->number != std::floor(v->number) || v->number < double(min) ||
+        v->number > 1e12)
+      fail("option '" + key + "' must be a whole number >= " + std::to_string(min));
+    return Index(v->number);
+  }
+  bool boolean(const std::string& key, bool fallback) {
+    const Value* v = get(key);
+    if (!v) return fallback;
+    if (!v->is(Value::Type::Bool)) fail("option '" + key + "' must be true or false, got " + json::type_name(v->type));
+    return v->boolean;
+  }
+  std::string string(const std::string& key, const std::string& fallback) {
+    const Value* v = get(key);
+    if (!v) return fallback;
+    if (!v->is(Value::Type::String)) fail("option '" + key + "' must be a string, got " + json::type_name(v->type));
+    return v->string;
+  }
+  double number(const std::string& key, double fallback) {
+    const Value* v = get(key);
+    if (!v) return fallback;
+    if (!v->is(Value::Type::Number)) fail("option '" + key + "' must be a number, got " + json::type_name(v->type));
+    return v->number;
+  }
+  void dtype() {
+    const std::string d = string("dtype", "float32");
+    if (d != "float32" && d != "float64") fail("dtype must be \"float32\" or \"float64\", got \"" + d + "\"");
+  }
+  // An option this runtime does not know could change what the layer computes: refuse it.
+  void finish() const {
+    for (const auto& kv : cfg.object)
+      if (!used.count(kv.first)) fail("unknown option '" + kv.first + "'");
+  }
+};
+
+// Tensors by name, each used at most once.
+struct TensorTable {
+  const std::vector<TensorRef>& refs;
+  const std::string& what;
+  std::set<std::string> used;
+
+  template <class S>
+  void take(const std::string& name, const std::vector<Index>& shape, S* dst) {
+    const TensorRef* t = nullptr;
+    for (const TensorRef& r : refs)
+      if (r.name == name) t = &r;
+    if (!t) throw ModelFileError(what + ": tensor '" + name + "' is missing");
+    if (t->shape != shape) {
+      auto str = [](const std::vector<Index>& s) {
+        std::string o = "(";
+        for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+        return o + (s.size() == 1 ? ",)" : ")");
+      };
+      throw ModelFileError(what + ": tensor '" + name + "' has shape " + str(t->shape) + ", the architecture needs " +
+                           str(shape));
+    }
+    Index n = 1;
+    for (Index d : shape) n *= d;
+    if (t->dtype == "F32") {
+      const auto* src = static_cast<const unsigned char*>(t->data);
+      for (Index i = 0; i < n; ++i) {
+        float v;
+        std::memcpy(&v, src + 4 * i, 4);
+        dst[i] = S(v);
+      }
+    } else if (t->dtype == "F64") {
+      const auto* src = static_cast<const unsigned char*>(t->data);
+      for (Index i = 0; i < n; ++i) {
+        double v;
+        std::memcpy(&v, src + 8 * i, 8);
+        dst[i] = S(v);
+      }
+    } else {
+      throw ModelFileError(what + ": tensor '" + name + "' has dtype " + t->dtype + ", expected F32 or F64");
+    }
+    used.insert(name);
+  }
+  void finish() const {
+    for (const TensorRef& r : refs)
+      if (!used.count(r.name)) throw ModelFileError(what + ": tensor '" + r.name + "' belongs to no layer");
+  }
+};
+
+template <class S>
+Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, Index features, TensorTable& tensors,
+                    const std::string& what) {
+  const std::string at = "layer " + std::to_string(index);
+  if (!entry.is(Value::Type::Object)) throw ModelFileError(what + ": " + at + " is not an object");
+  const Value* cls = entry.find("class");
+  const Value* cfg = entry.find("config");
+  if (!cls || !cls->is(Value::Type::String) || !cfg || !cfg->is(Value::Type::Object))
+    throw ModelFileError(what + ": " + at + " needs a \"class\" name and a \"config\" object");
+  const std::string& name = cls->string;
+  ConfigReader r{*cfg, at + " (" + name + ")", what, {}};
+  Layer<S> L;
+  std::ostringstream sum;
+
+  if (name == "RNN" || name == "LSTM" || name == "GRU") {
+    L.kind = Kind::Recurrent;
+    StackSpec& s = L.spec;
+    s.cell = name == "LSTM" ? CellType::LSTM : name == "GRU" ? CellType::GRU : CellType::RNN_TANH;
+    s.input_size = r.integer("input_size", 1);
+    s.hidden_size = r.integer("hidden_size", 1);
+    s.num_layers = r.integer("num_layers", 1, 1);
+    s.bias = r.boolean("bias", true);
+    s.bidirectional = r.boolean("bidirectional", false);
+    r.boolean("batch_first", false);  // the runtime is always batch-first
+    r.number("dropout", 0);           // inference: no dropout
+    r.dtype();
+    if (name == "RNN") {
+      const std::string act = r.string("nonlinearity", "tanh");
+      if (act != "tanh" && act != "relu") r.fail("nonlinearity must be \"tanh\" or \"relu\", got \"" + act + "\"");
+      if (act == "relu") s.cell = CellType::RNN_RELU;
+    }
+    if (name == "LSTM") s.proj_size = r.integer("proj_size", 0, 0);
+    if (name == "GRU") s.reset_after = r.boolean("reset_after", true);
+    r.finish();
+    try {
+      s.validate();
+    } catch (const std::invalid_argument& e) {
+      r.fail(e.what());
+    }
+    if (features >= 0 && features != s.input_size)
+      r.fail("input_size is " + std::to_string(s.input_size) + " but the layer before gives " +
+             std::to_string(features) + " features");
+    L.in = s.input_size;
+    L.out = s.directions() * s.out_size();
+    const auto layout = s.param_layout();
+    L.params.resize(std::size_t(s.num_params()));
+    for (const ParamInfo& p : layout) {
+      std::vector<Index> shape = p.cols ? std::vector<Index>{p.rows, p.cols} : std::vector<Index>{p.rows};
+      tensors.take(prefix + p.name, shape, L.params.data() + p.offset);
+    }
+    sum << name << "(" << s.input_size << ", " << s.hidden_size;
+    if (s.num_layers > 1) sum << ", num_layers=" << s.num_layers;
+    if (!s.bias) sum << ", bias=False";
+    if (s.bidirectional) sum << ", bidirectional=True";
+    if (s.proj_size) sum << ", proj_size=" << s.proj_size;
+    if (s.cell == CellType::RNN_RELU) sum << ", nonlinearity='relu'";
+    if (s.cell == CellType::GRU && !s.reset_after) sum << ", reset_after=False";
+    sum << ")";
+  } else if (name == "Embedding") {
+    L.kind = Kind::Embedding;
+    L.in = r.integer("num_embeddings", 1);
+    L.out = r.integer("embedding_dim", 1);
+    const Value* pad = r.get("padding_idx");
+    if (pad && !pad->is(Value::Type::Null) && !pad->is(Value::Type::Number))
+      r.fail("option 'padding_idx' must be a number or null");
+    r.dtype();
+    r.finish();
+    if (index != 0) r.fail("an Embedding must be the first layer");
+    L.params.resize(std::size_t(L.in * L.out));
+    tensors.take(prefix + "weight", {L.in, L.out}, L.params.data());
+    sum << "Embedding(" << L.in << ", " << L.out << ")";
+  } else if (name == "Linear") {
+    L.kind = Kind::Linear;
+    L.in = r.integer("in_features", 1);
+    L.out = r.integer("out_features", 1);
+    L.bias = r.boolean("bias", true);
+    r.dtype();
+    r.finish();
+    if (features >= 0 && features != L.in)
+      r.fail("in_features is " + std::to_string(L.in) + " but the layer before gives " + std::to_string(features) +
+             " features");
+    L.params.resize(std::size_t(L.out * L.in + (L.bias ? L.out : 0)));
+    tensors.take(prefix + "weight", {L.out, L.in}, L.params.data());
+    if (L.bias) tensors.take(prefix + "bias", {L.out}, L.params.data() + L.out * L.in);
+    sum << "Linear(" << L.in << ", " << L.out << (L.bias ? "" : ", bias=False") << ")";
+  } else if (name == "LastStep" || name == "MeanPool") {
+    L.kind = name == "LastStep" ? Kind::LastStep : Kind::MeanPool;
+    r.boolean("batch_first", false);
+    L.directions = r.boolean("bidirectional", false) ? 2 : 1;
+    r.finish();
+    if (features < 0) r.fail("a pooling layer needs a sequence before it");
+    L.in = L.out = features;
+    sum << name << "()";
+  } else if (name == "Dropout") {
+    L.kind = Kind::Dropout;
+    const double p = r.number("p", 0.5);
+    if (!(p >= 0 && p < 1)) r.fail("p must be in [0, 1)");
+    r.finish();
+    L.in = L.out = features;
+    sum << "Dropout(p=" << p << ")";
+  } else {
+    throw ModelFileError(what + ": " + at + " is an unknown layer \"" + name +
+                         "\"; this runtime knows Embedding, RNN, LSTM, GRU, Linear, LastStep, MeanPool, Dropout");
+  }
+  L.summary = sum.str();
+  return L;
+}
+
+template <class S>
+std::shared_ptr<ModelLayers<S>> build(const std::string& architecture, const std::vector<TensorRef>& refs,
+                                      const std::string& what) {
+  Value arch;
+  try {
+    arch = json::parse(architecture.data(), architecture.size());
+  } catch (const std::runtime_error& e) {
+    throw ModelFileError(what + ": the architecture is not valid JSON (" + e.what() + ")");
+  }
+  const Value* cls = arch.is(Value::Type::Object) ? arch.find("class") : nullptr;
+  const Value* cfg = arch.is(Value::Type::Object) ? arch.find("config") : nullptr;
+  if (!cls || !cls->is(Value::Type::String) || !cfg || !cfg->is(Value::Type::Object))
+    throw ModelFileError(what + ": the architecture must be {\"class\": ..., \"config\": {...}}");
+
+  std::vector<const Value*> entries;
+  bool sequential = cls->string == "Sequential";
+  if (sequential) {
+    const Value* layers = cfg->find("layers");
+    if (!layers || !layers->is(Value::Type::Array) || layers->array.empty())
+      throw ModelFileError(what + ": a Sequential architecture needs a non-empty \"layers\" list");
+    for (const Value& v : layers->array) entries.push_back(&v);
+  } else {
+    entries.push_back(&arch);
+  }
+
+  auto m = std::make_shared<ModelLayers<S>>();
+  TensorTable tensors{refs, what, {}};
+  Index features = -1;  // features per row so far; -1 before the first sized layer
+  bool pooled = false;
+  int batch_first = -1;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const std::string prefix = sequential ? std::to_string(i) + "." : "";
+    Layer<S> L = read_layer<S>(*entries[i], Index(i), prefix, features, tensors, what);
+    const std::string at = what + ": layer " + std::to_string(i) + " (" + L.summary + "): ";
+    if (L.kind == Kind::Recurrent) {
+      if (pooled) throw ModelFileError(at + "a recurrent layer cannot follow LastStep or MeanPool");
+      const bool bf = entries[i]->find("config")->find("batch_first") &&
+                      entries[i]->find("config")->find("batch_first")->boolean;
+      if (batch_first >= 0 && int(bf) != batch_first)
+        throw ModelFileError(at + "the recurrent layers disagree on batch_first, so the Python model feeds one "
+                                  "layer's time axis to the next as its batch axis; refusing to guess");
+      batch_first = bf;
+      m->bidirectional = m->bidirectional || L.spec.bidirectional;
+    }
+    if (L.kind == Kind::LastStep || L.kind == Kind::MeanPool) {
+      if (pooled) throw ModelFileError(at + "the sequence is already pooled");
+      // Python's pooling layer takes its layout from the recurrent layer before it
+      for (auto it = m->layers.rbegin(); it != m->layers.rend(); ++it)
+        if (it->kind == Kind::Recurrent) {
+          L.directions = it->spec.directions();
+          break;
+        }
+      pooled = true;
+    }
+    if (L.kind == Kind::Embedding) m->ids = true;
+    if (features < 0 && L.kind != Kind::Dropout) m->input = m->ids ? 1 : L.in;
+    if (L.kind != Kind::Dropout) features = L.out;
+    m->num_params += Index(L.params.size());
+    m->layers.push_back(std::move(L));
+  }
+  tensors.finish();
+  if (features < 0) throw ModelFileError(what + ": the model has no layer with a size (only Dropout)");
+  m->output = features;
+  m->per_step = !pooled;
+  return m;
+}
+
+std::string digest(const std::vector<TensorRef>& refs) {
+  std::vector<const TensorRef*> sorted;
+  for (const TensorRef& r : refs) sorted.push_back(&r);
+  std::sort(sorted.begin(), sorted.end(), [](const TensorRef* a, const TensorRef* b) { return a->name < b->name; });
+  Sha256 h;
+  for (const TensorRef* r : sorted) {
+    std::size_t n = dtype_size(r->dtype);
+    for (Index d : r->shape) n *= std::size_t(d);
+    h.update(r->name.data(), r->name.size());
+    h.update(r->data, n);
+  }
+  return h.hex_digest();
+}
+
+// ---- running a batch --------------------------------------------------------------------
+
+template <class S, class Id>
+void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, Index T, S* y,
+                 const std::int64_t* lengths) {
+  if (B < 1) throw std::invalid_argument("batch must be >= 1, got " + std::to_string(B));
+  if (T < 1) throw std::invalid_argument("steps must be >= 1, got " + std::to_string(T));
+  if ((ids != nullptr) != m.ids)
+    throw std::invalid_argument(m.ids ? "this model starts with an Embedding: pass token ids, not floats"
+                                      : "this model takes float features, not token ids");
+  if (!x && !ids) throw std::invalid_argument("x is null");
+  if (!y) throw std::invalid_argument("y is null");
+  if (lengths)
+    for (Index b = 0; b < B; ++b)
+      if (lengths[b] < 1 || lengths[b] > T)
+        throw std::invalid_argument("lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
+                                    " is out of range: each length must be in 1.." + std::to_string(T));
+
+  std::vector<S> cur, next;
+  const S* in = x;
+  Index F = m.input;
+  bool pooled = false;
+  for (const Layer<S>& L : m.layers) {
+    const Index rows = pooled ? B : B * T;
+    switch (L.kind) {
+      case Kind::Embedding: {
+        next.resize(std::size_t(rows * L.out));
+        for (Index i = 0; i < rows; ++i)
+          if (ids[i] < 0 || Index(ids[i]) >= L.in)
+            throw std::invalid_argument("ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
+                                        " is out of range: token ids must be in 0.." + std::to_string(L.in - 1));
+        for (Index i = 0; i < rows; ++i)
+          std::copy_n(L.params.data() + Index(ids[i]) * L.out, L.out, next.data() + i * L.out);
+        break;
+      }
+      case Kind::Recurrent: {
+        const StackSpec& s = L.spec;
+        const Index states = s.directions() * s.num_layers;
+        next.resize(std::size_t(rows * L.out));
+        std::vector<S> h_n(std::size_t(states * B * s.out_size())), c_n(std::size_t(states * B * s.hidden_size));
+        SeqArgs<S> a;
+        a.T = T, a.B = B, a.batch_first = true, a.lengths = lengths;
+        a.x = in, a.out = next.data(), a.h_n = h_n.data(), a.c_n = c_n.data();
+        forward<S>(s, L.params.data(), a, nullptr);
+        break;
+      }
+      case Kind::Linear:
+        next.resize(std::size_t(rows * L.out));
+        linear_forward(next.data(), in, L.params.data(), L.bias ? L.params.data() + L.out * L.in : nullptr, rows,
+                       L.in, L.out);
+        break;
+      case Kind::LastStep:
+      case Kind::MeanPool:
+        next.resize(std::size_t(B * F));
+        if (L.kind == Kind::LastStep)
+          last_step_forward(next.data(), in, lengths, SeqLayout{B, T, F, true}, L.directions);
+        else
+          mean_pool_forward(next.data(), in, lengths, SeqLayout{B, T, F, true});
+        pooled = true;
+        break;
+      case Kind::Dropout: continue;
+    }
+    std::swap(cur, next);
+    in = cur.data();
+    F = L.out;
+  }
+  std::copy_n(in, (pooled ? B : B * T) * F, y);
+}
+
+}  // namespace
+
+// ---- streaming ----------------------------------------------------------------------------
+
+namespace detail {
+
+// One layer-direction of a recurrent stack, stepping: its state and the
+// per-step scratch the cell's step needs, all sized once.
+template <class S>
+struct StepBuffers {
+  Mat<S> h, c, xg, hg, cache, m, work;
+};
+
+template <class S>
+struct StreamState {
+  std::shared_ptr<const ModelLayers<S>> model;
+  Index B = 0, steps = 0;
+  std::vector<std::vector<StepBuffers<S>>> rec;  // [layer][sub-layer l] for recurrent layers
+  std::vector<Mat<S>> sums;                      // [layer] running sums for MeanPool
+  Mat<S> a, b;                                   // activations, ping-pong (B, widest layer)
+};
+
+}  // namespace detail
+
+namespace {
+
+template <class Cell, class S>
+void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const S* x, detail::StepBuffers<S>& st,
+               Index B) {
+  const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s);
+  const S* b_ih = dp.b_ih >= 0 ? params + dp.b_ih : nullptr;
+  // xg = x W_ih^T + b_ih;  hg = h W_hh[0:R]^T
+  gemm(mat(st.xg.data(), B, GH), cmat(x, B, dp.input_size), cmat(params + dp.w_ih, GH, dp.input_size).transpose());
+  if (b_ih) st.xg.rowwise() += crow(b_ih, GH);
+  gemm(mat(st.hg.data(), B, R), cmat(st.h.data(), B, P), cmat(params + dp.w_hh, R, P).transpose());
+  StepForward<S> a;
+  a.b = B;
+  a.xg = st.xg.data();
+  a.hg = st.hg.data();
+  a.b_hh = dp.b_hh >= 0 ? params + dp.b_hh : nullptr;
+  a.w_hh = params + dp.w_hh;
+  a.hprev = st.h.data();
+  a.c = st.c.data();
+  a.cache = st.cache.data();
+  a.m = st.m.data();
+  a.work = st.work.data();
+  Cell::forward(s, a);
+  if (dp.w_hr >= 0)
+    gemm(mat(st.h.data(), B, P), cmat(st.m.data(), B, H), cmat(params + dp.w_hr, P, H).transpose());
+  else
+    st.h = st.m;  // same size: a copy, no allocation
+}
+
+template <class S>
+void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S>>& subs, Index B) {
+  const StackSpec& s = L.spec;
+  for (Index l = 0; l < s.num_layers; ++l) {
+    const DirParams dp = s.dir_params(l, 0);
+    switch (s.cell) {
+      case CellType::RNN_TANH:
+      case CellType::RNN_RELU: cell_step<RnnCell>(s, L.params.data(), dp, x, subs[l], B); break;
+      case CellType::LSTM: cell_step<LstmCell>(s, L.params.data(), dp, x, subs[l], B); break;
+      case CellType::GRU: cell_step<GruCell>(s, L.params.data(), dp, x, subs[l], B); break;
+    }
+    x = subs[l].h.data();
+  }
+}
+
+template <class S, class Id>
+void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
+  const ModelLayers<S>& m = *st.model;
+  if ((ids != nullptr) != m.ids)
+    throw std::invalid_argument(m.ids ? "this model starts with an Embedding: pass token ids, not floats"
+                                      : "this model takes float features, not token ids");
+  if ((!x && !ids) || !y) throw std::invalid_argument("step: null input or output pointer");
+  const Index B = st.B;
+  if (m.ids)  // checked before anything changes, so a bad id leaves the state as it was
+    for (Index r = 0; r < B; ++r)
+      if (ids[r] < 0 || Index(ids[r]) >= m.layers[0].in)
+        throw std::invalid_argument("ids[" + std::to_string(r) + "] = " + std::to_string(ids[r]) +
+                                    " is out of range: token ids must be in 0.." +
+                                    std::to_string(m.layers[0].in - 1));
+  const S* in = x;
+  S* out = st.a.data();
+  S* spare = st.b.data();
+  Index F = m.input;
+  ++st.steps;
+  for (std::size_t i = 0; i < m.layers.size(); ++i) {
+    const Layer<S>& L = m.layers[i];
+    switch (L.kind) {
+      case Kind::Embedding:
+        for (Index r = 0; r < B; ++r) std::copy_n(L.params.data() + Index(ids[r]) * L.out, L.out, out + r * L.out);
+        break;
+      case Kind::Recurrent: {
+        auto& subs = st.rec[i];
+        stack_step(L, in, subs, B);
+        const Index P = L.spec.out_size();
+        std::copy_n(subs.back().h.data(), B * P, out);
+        break;
+      }
+      case Kind::Linear:
+        linear_forward(out, in, L.params.data(), L.bias ? L.params.data() + L.out * L.in : nullptr, B, L.in, L.out);
+        break;
+      case Kind::LastStep: continue;  // the sequence so far ends at this step
+      case Kind::MeanPool: {
+        auto sum = mat(st.sums[i].data(), B, F);
+        sum += cmat(in, B, F);
+        mat(out, B, F) = sum / S(st.steps);
+        break;
+      }
+      case Kind::Dropout: continue;
+    }
+    in = out;
+    std::swap(out, spare);
+    F = L.out;
+  }
+  std::copy_n(in, B * F, y);
+}
+
+}  // namespace
+
+// ---- BasicModel ---------------------------------------------------------------------------
+
+template <class S>
+BasicModel<S> BasicModel<S>::load(const std::string& path) {
+  TensorFile f = TensorFile::read(path);
+  const auto& meta = f.metadata();
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = meta.find(key);
+    return it == meta.end() ? nullptr : &it->second;
+  };
+  const std::string* format = get("format");
+  if (!format || *format != kFormat)
+    throw ModelFileError(path + ": a safetensors file but not an rnnkit model (no format=rnnkit in its metadata)");
+  const std::string* version = get("format_version");
+  if (!version || *version != kFormatVersion)
+    throw ModelFileError(path + ": rnnkit format version \"" + (version ? *version : std::string("none")) +
+                         "\"; this runtime reads version " + kFormatVersion);
+  std::vector<TensorRef> refs;
+  for (const auto& [name, t] : f.tensors()) refs.push_back({name, t.dtype, t.shape, f.bytes(t)});
+  const std::string* sha = get("sha256");
+  if (!sha || *sha != digest(refs))
+    throw ModelFileError(path + ": corrupt: the tensors do not match the sha256 checksum in the metadata");
+  const std::string* arch = get("architecture");
+  if (!arch) throw ModelFileError(path + ": no architecture in the metadata");
+  return from_tensors(*arch, refs, path);
+}
+
+template <class S>
+BasicModel<S> BasicModel<S>::from_tensors(const std::string& architecture, const std::vector<TensorRef>& tensors,
+                                          const std::string& what) {
+  BasicModel m;
+  m.layers_ = build<S>(architecture, tensors, what);
+  return m;
+}
+
+template <class S>
+bool BasicModel<S>::takes_ids() const { return layers_->ids; }
+template <class S>
+Index BasicModel<S>::input_size() const { return layers_->input; }
+template <class S>
+Index BasicModel<S>::output_size() const { return layers_->output; }
+template <class S>
+bool BasicModel<S>::per_step() const { return layers_->per_step; }
+template <class S>
+bool BasicModel<S>::can_stream() const { return !layers_->bidirectional; }
+template <class S>
+Index BasicModel<S>::num_parameters() const { return layers_->num_params; }
+
+template <class S>
+std::string BasicModel<S>::summary() const {
+  std::string out;
+  for (const auto& L : layers_->layers) out += L.summary + "\n";
+  return out;
+}
+
+template <class S>
+void BasicModel<S>::predict(const S* x, Index batch, Index steps, S* y, const std::int64_t* lengths) const {
+  run_predict<S, std::int64_t>(*layers_, x, nullptr, batch, steps, y, lengths);
+}
+template <class S>
+void BasicModel<S>::predict(const std::int64_t* ids, Index batch, Index steps, S* y,
+                            const std::int64_t* lengths) const {
+  run_predict<S, std::int64_t>(*layers_, nullptr, ids, batch, steps, y, lengths);
+}
+template <class S>
+void BasicModel<S>::predict(const std::int32_t* ids, Index batch, Index steps, S* y,
+                            const std::int64_t* lengths) const {
+  run_predict<S, std::int32_t>(*layers_, nullptr, ids, batch, steps, y, lengths);
+}
+template <class S>
+std::vector<S> BasicModel<S>::predict(const std::vector<S>& x, Index batch, Index steps) const {
+  if (Index(x.size()) != batch * steps * input_size())
+    throw std::invalid_argument("x has " + std::to_string(x.size()) + " values, expected batch·steps·input_size = " +
+                                std::to_string(batch * steps * input_size()));
+  std::vector<S> y(std::size_t((per_step() ? batch * steps : batch) * output_size()));
+  predict(x.data(), batch, steps, y.data());
+  return y;
+}
+
+template <class S>
+BasicStream<S> BasicModel<S>::stream(Index batch) const {
+  if (batch < 1) throw std::invalid_argument("batch must be >= 1, got " + std::to_string(batch));
+  if (layers_->bidirectional)
+    throw std::invalid_argument("a bidirectional model cannot stream: its output at step t needs the steps after t; "
+                                "use predict on whole sequences");
+  auto st = std::make_unique<detail::StreamState<S>>();
+  st->model = layers_;
+  st->B = batch;
+  Index widest = layers_->input;
+  st->rec.resize(layers_->layers.size());
+  st->sums.resize(layers_->layers.size());
+  for (std::size_t i = 0; i < layers_->layers.size(); ++i) {
+    const auto& L = layers_->layers[i];
+    widest = std::max(widest, L.out);
+    if (L.kind == detail::Kind::MeanPool) st->sums[i] = Mat<S>::Zero(batch, L.in);
+    if (L.kind != detail::Kind::Recurrent) continue;
+    const StackSpec& s = L.spec;
+    const Index H = s.hidden_size, G = s.gates();
+    for (Index l = 0; l < s.num_layers; ++l) {
+      detail::StepBuffers<S> b;
+      b.h = Mat<S>::Zero(batch, s.out_size());
+      b.c = Mat<S>::Zero(s.cell == CellType::LSTM ? batch : 0, H);
+      b.xg.resize(batch, G * H);
+      b.hg.resize(batch, G * H);
+      b.cache.resize(batch, (G + 1) * H);  // >= every cell's cache_cols
+      b.m.resize(batch, H);
+      b.work.resize(batch, H);
+      st->rec[i].push_back(std::move(b));
+    }
+  }
+  st->a.resize(batch, widest);
+  st->b.resize(batch, widest);
+  return BasicStream<S>(std::move(st));
+}
+
+// ---- BasicStream --------------------------------------------------------------------------
+
+template <class S>
+BasicStream<S>::BasicStream(std::unique_ptr<detail::StreamState<S>> state) : state_(std::move(state)) {}
+template <class S>
+BasicStream<S>::BasicStream(BasicStream&&) noexcept = default;
+template <class S>
+BasicStream<S>& BasicStream<S>::operator=(BasicStream&&) noexcept = default;
+template <class S>
+BasicStream<S>::~BasicStream() = default;
+
+template <class S>
+void BasicStream<S>::step(const S* x_t, S* y_t) {
+  run_step<S, std::int64_t>(*state_, x_t, nullptr, y_t);
+}
+template <class S>
+void BasicStream<S>::step(const std::int64_t* ids_t, S* y_t) {
+  run_step<S, std::int64_t>(*state_, nullptr, ids_t, y_t);
+}
+template <class S>
+void BasicStream<S>::reset() {
+  for (auto& subs : state_->rec)
+    for (auto& b : subs) {
+      b.h.setZero();
+      b.c.setZero();
+    }
+  for (auto& s : state_->sums) s.setZero();
+  state_->steps = 0;
+}
+template <class S>
+Index BasicStream<S>::batch() const { return state_->B; }
+template <class S>
+Index BasicStream<S>::steps() const { return state_->steps; }
+template <class S>
+Index BasicStream<S>::input_size() const { return state_->model->input; }
+template <class S>
+Index BasicStream<S>::output_size() const { return state_->model->output; }
+template <class S>
+bool BasicStream<S>::takes_ids() const { return state_->model->ids; }
+
+template class BasicModel<float>;
+template class BasicModel<double>;
+template class BasicStream<float>;
+template class BasicStream<double>;
+
+void save_model(const std::string& path, const std::string& architecture_json, const std::vector<TensorRef>& tensors) {
+  // Check that the file will load before writing it.
+  BasicModel<double>::from_tensors(architecture_json, tensors, path);
+  std::map<std::string, std::string> meta{{"format", kFormat},
+                                          {"format_version", kFormatVersion},
+                                          {"architecture", architecture_json},
+                                          {"sha256", digest(tensors)}};
+  write_safetensors(path, tensors, meta);
+}
+
+}  // namespace rnnkit
