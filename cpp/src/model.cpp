@@ -448,10 +448,11 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const S
                Index B) {
   const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s);
   const S* b_ih = dp.b_ih >= 0 ? params + dp.b_ih : nullptr;
-  // xg = x W_ih^T + b_ih;  hg = h W_hh[0:R]^T
-  gemm(mat(st.xg.data(), B, GH), cmat(x, B, dp.input_size), cmat(params + dp.w_ih, GH, dp.input_size).transpose());
-  if (b_ih) st.xg.rowwise() += crow(b_ih, GH);
-  gemm(mat(st.hg.data(), B, R), cmat(st.h.data(), B, P), cmat(params + dp.w_hh, R, P).transpose());
+  // xg = x W_ih^T + b_ih;  hg = h W_hh[0:R]^T  (row by row: no GEMM packing buffers, so no heap)
+  gemv_rows(mat(st.xg.data(), B, GH), cmat(x, B, dp.input_size),
+            cmat(params + dp.w_ih, GH, dp.input_size).transpose());
+  if (b_ih) mat(st.xg.data(), B, GH).rowwise() += crow(b_ih, GH);
+  gemv_rows(mat(st.hg.data(), B, R), cmat(st.h.data(), B, P), cmat(params + dp.w_hh, R, P).transpose());
   StepForward<S> a;
   a.b = B;
   a.xg = st.xg.data();
@@ -463,9 +464,10 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const S
   a.cache = st.cache.data();
   a.m = st.m.data();
   a.work = st.work.data();
+  a.gemv = true;
   Cell::forward(s, a);
   if (dp.w_hr >= 0)
-    gemm(mat(st.h.data(), B, P), cmat(st.m.data(), B, H), cmat(params + dp.w_hr, P, H).transpose());
+    gemv_rows(mat(st.h.data(), B, P), cmat(st.m.data(), B, H), cmat(params + dp.w_hr, P, H).transpose());
   else
     st.h = st.m;  // same size: a copy, no allocation
 }
@@ -517,8 +519,9 @@ void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
         std::copy_n(subs.back().h.data(), B * P, out);
         break;
       }
-      case Kind::Linear:
-        linear_forward(out, in, L.params.data(), L.bias ? L.params.data() + L.out * L.in : nullptr, B, L.in, L.out);
+      case Kind::Linear:  // linear_forward's maths, row by row (no heap)
+        gemv_rows(mat(out, B, L.out), cmat(in, B, L.in), cmat(L.params.data(), L.out, L.in).transpose());
+        if (L.bias) mat(out, B, L.out).rowwise() += crow(L.params.data() + L.out * L.in, L.out);
         break;
       case Kind::LastStep: continue;  // the sequence so far ends at this step
       case Kind::MeanPool: {

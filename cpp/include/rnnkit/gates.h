@@ -36,6 +36,8 @@ struct StepForward {
   S* cache = nullptr;        // (b, C)    what backward needs, C = Cell::cache_cols(spec)
   S* m = nullptr;            // (b, H)    out: the cell's output
   S* work = nullptr;         // (b, H)    scratch
+  bool gemv = false;         // products inside the step row by row (gemv_rows): the streaming step's
+                             // guarantee of no heap allocation
 };
 
 template <class S>

@@ -16,6 +16,20 @@
 
 namespace rnnkit {
 
+// C = A·B or C += A·B as one matrix-vector product per row of C: no packing of
+// B, so no buffer is allocated whatever the sizes (Eigen's GEMM allocates its
+// packing buffers on the heap once they pass 128 KiB). For a handful of rows
+// it costs no more than a GEMM; the streaming step uses it for that reason.
+template <class DC, class DA, class DB>
+void gemv_rows(DC&& c, const DA& a, const DB& b, bool accumulate = false) {
+  for (Index r = 0; r < c.rows(); ++r) {
+    if (accumulate)
+      c.row(r).noalias() += a.row(r) * b;
+    else
+      c.row(r).noalias() = a.row(r) * b;
+  }
+}
+
 // Multiply-adds below which a product runs on one thread.
 constexpr double kParallelGemmWork = 1 << 20;
 

@@ -47,7 +47,12 @@ struct GruCell {
     }
     if (!s.reset_after) {
       // work = (r⊙h) W_hn^T : the one product that must wait for r
-      gemm(mat(a.work, a.b, H), cmat(a.cache + 3 * H, a.b, H, 4 * H), cmat(a.w_hh + 2 * H * H, H, H).transpose());
+      auto q = cmat(a.cache + 3 * H, a.b, H, 4 * H);
+      auto w_hn = cmat(a.w_hh + 2 * H * H, H, H).transpose();
+      if (a.gemv)
+        gemv_rows(mat(a.work, a.b, H), q, w_hn);
+      else
+        gemm(mat(a.work, a.b, H), q, w_hn);
     }
     RNNKIT_PARALLEL_FOR(a.b * GH)
     for (Index r = 0; r < a.b; ++r) {
