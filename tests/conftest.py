@@ -163,3 +163,11 @@ def make_torch():
 def run_torch():
     pytest.importorskip("torch")
     return torch_forward
+
+
+@pytest.fixture(scope="session")
+def cpp_build():
+    """The CMake build directory of the C++ tests and the runtime driver, built once per session."""
+    from cpp_build import build_tests
+
+    return build_tests()

@@ -17,19 +17,27 @@ std::string dtype_code() {
   return sizeof(S) == 4 ? "F32" : "F64";
 }
 
+// `a` as a C-contiguous array of T: itself when it already is one, else a converted copy
+// (NumPy's casting rules, as np.ascontiguousarray(a, dtype=T) does).
+template <class T>
+Array<T> convert(const py::array& a) {
+  if (py::isinstance<Array<T>>(a)) return py::reinterpret_borrow<Array<T>>(a);
+  return py::module_::import("numpy").attr("ascontiguousarray")(a, py::dtype::of<T>()).template cast<Array<T>>();
+}
+
 // Integer token ids as int64 (a copy only when the dtype differs).
 IntArray as_ids(const py::array& a, const char* name) {
   if (a.dtype().kind() != 'i' && a.dtype().kind() != 'u')
     throw py::type_error(std::string(name) + " must be integer token ids (the model starts with an Embedding), got dtype " +
                          std::string(py::str(a.dtype())));
-  return IntArray::ensure(a);
+  return convert<std::int64_t>(a);
 }
 
 template <class S>
 Array<S> as_floats(const py::array& a, const char* name) {
   if (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u')
     throw py::type_error(std::string(name) + " must be a real array, got dtype " + std::string(py::str(a.dtype())));
-  return Array<S>::ensure(a);
+  return convert<S>(a);
 }
 
 template <class S>
@@ -72,7 +80,7 @@ void register_dtype(py::module_& m, const char* model_name, const char* stream_n
         std::vector<Array<S>> keep;  // owns the converted arrays while the model copies them
         std::vector<rnnkit::TensorRef> refs;
         for (const auto& kv : tensors) {
-          keep.push_back(as_floats<S>(py::reinterpret_borrow<py::array>(kv.second), "tensor"));
+          keep.push_back(as_floats<S>(py::array::ensure(kv.second), "tensor"));
           const auto& a = keep.back();
           refs.push_back({py::str(kv.first), dtype_code<S>(), shape_of(a), a.data()});
         }
@@ -117,8 +125,7 @@ void register_dtype(py::module_& m, const char* model_name, const char* stream_n
 }  // namespace
 
 void register_model(py::module_& m) {
-  static py::exception<rnnkit::ModelFileError> error(m, "ModelFileError", PyExc_ValueError);
-  (void)error;
+  py::register_exception<rnnkit::ModelFileError>(m, "ModelFileError", PyExc_ValueError);
   register_dtype<float>(m, "Runtime32", "Stream32");
   register_dtype<double>(m, "Runtime64", "Stream64");
 }

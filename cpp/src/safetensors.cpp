@@ -33,7 +33,8 @@ std::uint64_t read_u64_le(const unsigned char* p) {
 std::uint64_t whole(const Value& v, std::uint64_t limit, const std::string& what, const std::string& field) {
   if (!v.is(Value::Type::Number) || v.number < 0 || v.number != std::floor(v.number) ||
       v.number > double(limit))
-    fail(what, field + " must be a whole number in 0.." + std::to_string(limit));
+    fail(what, "truncated or corrupt: " + field + " must be a whole number in 0.." + std::to_string(limit) +
+                   " (the data section's size)");
   return std::uint64_t(v.number);
 }
 
