@@ -15,7 +15,7 @@ namespace rnnkit {
 
 using Index = std::ptrdiff_t;
 
-// Divide a memory-bound loop's element count by this before RNNKIT_PARALLEL_FOR.
+// Divide a memory-bound loop's element count by this before parallel_for.
 constexpr Index kMemoryBound = 32;
 
 /// Number of threads the core uses for its own loops and for Eigen's GEMMs.
@@ -25,18 +25,28 @@ int get_num_threads();
 /// Set the number of threads (n >= 1). Applies to every later call, from any thread.
 void set_num_threads(int n);
 
-}  // namespace rnnkit
-
-// Parallel loop over independent rows. `work` estimates the loop's cost in
-// elements of gate arithmetic (transcendental functions): below ~16k a thread
-// team costs more than it saves, so the loop runs serially. Memory-bound loops
-// (copies, optimizer steps) pass work/kMemoryBound: a team pays off there only
-// for arrays of about half a million elements, and every needless team is
-// expensive when the cores are shared (OpenMP threads spin while they wait).
+// Parallel loop over independent rows: body(i) for i in [0, n). `work`
+// estimates the loop's cost in elements of gate arithmetic (transcendental
+// functions): below ~16k a thread team costs more than it saves, so the loop
+// runs serially, without entering OpenMP at all (even a one-thread region
+// costs about a microsecond, which the streaming step cannot afford).
+// Memory-bound loops (copies, optimizer steps) pass work/kMemoryBound: a team
+// pays off there only for arrays of about half a million elements, and every
+// needless team is expensive when the cores are shared (OpenMP threads spin
+// while they wait).
+template <class F>
+inline void parallel_for(Index n, Index work, F&& body) {
 #ifdef _OPENMP
-#define RNNKIT_STR_(x) #x
-#define RNNKIT_PARALLEL_FOR(work) \
-  _Pragma(RNNKIT_STR_(omp parallel for schedule(static) if ((work) >= 16384 && ::rnnkit::get_num_threads() > 1) num_threads(::rnnkit::get_num_threads())))
-#else
-#define RNNKIT_PARALLEL_FOR(work)
+  if (work >= 16384 && n > 1) {
+    const int nt = get_num_threads();
+    if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+      for (Index i = 0; i < n; ++i) body(i);
+      return;
+    }
+  }
 #endif
+  for (Index i = 0; i < n; ++i) body(i);
+}
+
+}  // namespace rnnkit

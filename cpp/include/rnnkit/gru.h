@@ -30,8 +30,7 @@ struct GruCell {
   static void forward(const StackSpec& s, const StepForward<S>& a) {
     const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
     // r, z (and q for reset_after) for every row
-    RNNKIT_PARALLEL_FOR(a.b * GH)
-    for (Index r = 0; r < a.b; ++r) {
+    parallel_for(a.b, a.b * GH, [&](Index r) {
       S* cache = a.cache + r * 4 * H;
       auto rz = arr(cache, 2 * H);
       rz = carr(a.xg + r * GH, 2 * H) + carr(a.hg + r * R, 2 * H);
@@ -44,7 +43,7 @@ struct GruCell {
       } else {
         q = carr(cache, H) * carr(a.hprev + r * H, H);  // r⊙h
       }
-    }
+    });
     if (!s.reset_after) {
       // work = (r⊙h) W_hn^T : the one product that must wait for r
       auto q = cmat(a.cache + 3 * H, a.b, H, 4 * H);
@@ -54,8 +53,7 @@ struct GruCell {
       else
         gemm(mat(a.work, a.b, H), q, w_hn);
     }
-    RNNKIT_PARALLEL_FOR(a.b * GH)
-    for (Index r = 0; r < a.b; ++r) {
+    parallel_for(a.b, a.b * GH, [&](Index r) {
       S* cache = a.cache + r * 4 * H;
       auto rg = carr(cache, H), z = carr(cache + H, H);
       auto n = arr(cache + 2 * H, H);
@@ -67,14 +65,13 @@ struct GruCell {
         n = n.tanh();
       }
       arr(a.m + r * H, H) = (1 - z) * n + z * carr(a.hprev + r * H, H);
-    }
+    });
   }
 
   template <class S>
   static void backward(const StackSpec& s, const StepBackward<S>& a) {
     const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
-    RNNKIT_PARALLEL_FOR(a.b * GH)
-    for (Index r = 0; r < a.b; ++r) {
+    parallel_for(a.b, a.b * GH, [&](Index r) {
       const S* cache = a.cache + r * 4 * H;
       auto rg = carr(cache, H), z = carr(cache + H, H), n = carr(cache + 2 * H, H),
            q = carr(cache + 3 * H, H);
@@ -92,12 +89,11 @@ struct GruCell {
         arr(dh, H) = carr(dx, H);
         arr(dh + 2 * H, H) = dn * rg;                    // dL/d(W_hn h + b_hn) = dL/da_n ⊙ r
       }
-    }
+    });
     if (!s.reset_after) {
       // work = dL/d(r⊙h) = dL/da_n W_hn
       gemm(mat(a.work, a.b, H), cmat(a.dxg + 2 * H, a.b, H, GH), cmat(a.w_hh + 2 * H * H, H, H));
-      RNNKIT_PARALLEL_FOR(a.b * GH)
-      for (Index r = 0; r < a.b; ++r) {
+      parallel_for(a.b, a.b * GH, [&](Index r) {
         const S* cache = a.cache + r * 4 * H;
         auto rg = carr(cache, H);
         auto hp = carr(a.hprev + r * H, H);
@@ -106,7 +102,7 @@ struct GruCell {
         arr(dx, H) = drh * hp * dsigmoid(rg);            // dL/da_r = dL/d(r⊙h) ⊙ h ⊙ σ'
         arr(a.dhg + r * R, H) = carr(dx, H);
         arr(a.dhprev + r * H, H) += drh * rg;            // dL/dh_{t-1} += dL/d(r⊙h) ⊙ r
-      }
+      });
     }
   }
 

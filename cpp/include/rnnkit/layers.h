@@ -41,8 +41,7 @@ inline void check_ids(const std::int64_t* ids, Index M, Index num) {
 template <class S>
 void embedding_forward(S* y, const std::int64_t* ids, const S* w, Index M, Index num, Index dim) {
   check_ids(ids, M, num);
-  RNNKIT_PARALLEL_FOR(M * dim / kMemoryBound)
-  for (Index i = 0; i < M; ++i) arr(y + i * dim, dim) = carr(w + ids[i] * dim, dim);
+  parallel_for(M, M * dim / kMemoryBound, [&](Index i) { arr(y + i * dim, dim) = carr(w + ids[i] * dim, dim); });
 }
 
 // dW[id_i] += dy[i], except the padding row (padding_idx < 0: none)

@@ -23,8 +23,7 @@ struct LstmCell {
   template <class S>
   static void forward(const StackSpec& s, const StepForward<S>& a) {
     const Index H = s.hidden_size, GH = 4 * H;
-    RNNKIT_PARALLEL_FOR(a.b * GH)
-    for (Index r = 0; r < a.b; ++r) {
+    parallel_for(a.b, a.b * GH, [&](Index r) {
       S* cache = a.cache + r * 5 * H;
       auto gates = arr(cache, GH);  // pre-activations, then gates in place
       gates = carr(a.xg + r * GH, GH) + carr(a.hg + r * GH, GH);
@@ -38,7 +37,7 @@ struct LstmCell {
       arr(cache + GH, H) = c;  // c_{t-1}
       c = f * c + i * g;
       arr(a.m + r * H, H) = o * c.tanh();
-    }
+    });
   }
 
   // Writes dL/da over the cache's gates, in an order that reads each gate
@@ -46,8 +45,7 @@ struct LstmCell {
   template <class S>
   static void backward(const StackSpec& s, const StepBackward<S>& a) {
     const Index H = s.hidden_size, GH = 4 * H;
-    RNNKIT_PARALLEL_FOR(a.b * GH)
-    for (Index r = 0; r < a.b; ++r) {
+    parallel_for(a.b, a.b * GH, [&](Index r) {
       const S* cache = a.cache + r * 5 * H;
       auto i = carr(cache, H), f = carr(cache + H, H), g = carr(cache + 2 * H, H),
            o = carr(cache + 3 * H, H), c_prev = carr(cache + GH, H);
@@ -64,7 +62,7 @@ struct LstmCell {
       work = dc * f;                                      // dL/dc_{t-1} = dc ⊙ f  (f still needed)
       arr(dx + H, H) = dc * c_prev * dsigmoid(f);         // dL/da_f = dc ⊙ c_{t-1} ⊙ σ'
       dc = work;
-    }
+    });
   }
 
   template <class S>

@@ -22,8 +22,7 @@ struct SgdOptions {
 template <class S>
 void sgd_step(S* p, const S* g, S* buf, Index n, const SgdOptions& o, bool first_step) {
   const S lr = S(o.lr), mu = S(o.momentum), wd = S(o.weight_decay);
-  RNNKIT_PARALLEL_FOR(n / kMemoryBound)
-  for (Index i = 0; i < n; ++i) {
+  parallel_for(n, n / kMemoryBound, [&](Index i) {
     S d = g[i];
     if (wd != 0) d += wd * p[i];
     if (mu != 0) {
@@ -31,7 +30,7 @@ void sgd_step(S* p, const S* g, S* buf, Index n, const SgdOptions& o, bool first
       d = o.nesterov ? d + mu * buf[i] : buf[i];
     }
     p[i] -= lr * d;
-  }
+  });
 }
 
 struct AdamOptions {
@@ -45,8 +44,7 @@ void adam_step(S* p, const S* g, S* m, S* v, Index n, const AdamOptions& o, long
   const S b1 = S(o.beta1), b2 = S(o.beta2), eps = S(o.eps), wd = S(o.weight_decay);
   const double bc1 = 1 - std::pow(o.beta1, double(step)), bc2 = 1 - std::pow(o.beta2, double(step));
   const S step_size = S(o.lr / bc1), bc2_sqrt = S(std::sqrt(bc2)), decay = S(1 - o.lr * o.weight_decay);
-  RNNKIT_PARALLEL_FOR(n / kMemoryBound)
-  for (Index i = 0; i < n; ++i) {
+  parallel_for(n, n / kMemoryBound, [&](Index i) {
     S gi = g[i];
     if (o.decoupled)
       p[i] *= decay;
@@ -55,7 +53,7 @@ void adam_step(S* p, const S* g, S* m, S* v, Index n, const AdamOptions& o, long
     m[i] += (1 - b1) * (gi - m[i]);
     v[i] = b2 * v[i] + (1 - b2) * gi * gi;
     p[i] -= step_size * (m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps));
-  }
+  });
 }
 
 // Global L2 norm of g; if above max_norm, scale g by max_norm / (norm + 1e-6)

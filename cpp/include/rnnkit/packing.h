@@ -63,20 +63,20 @@ struct Packing {
   // dst (N, w) packed <- src (T, B, w) or (B, T, w)
   template <class S>
   void gather(const S* src, bool batch_first, Index w, S* dst) const {
-    RNNKIT_PARALLEL_FOR(rows() * w / kMemoryBound)
-    for (Index t = 0; t < T; ++t)
+    parallel_for(T, rows() * w / kMemoryBound, [&](Index t) {
       for (Index j = 0; j < batch[t]; ++j)
         std::memcpy(dst + (offset[t] + j) * w, src + user_row(t, order[j], batch_first) * w, w * sizeof(S));
+    });
   }
 
   // dst (T, B, w) or (B, T, w) <- src (N, w) packed; padding set to zero
   template <class S>
   void scatter(const S* src, bool batch_first, Index w, S* dst) const {
     if (!trivial) std::fill(dst, dst + T * B * w, S(0));
-    RNNKIT_PARALLEL_FOR(rows() * w / kMemoryBound)
-    for (Index t = 0; t < T; ++t)
+    parallel_for(T, rows() * w / kMemoryBound, [&](Index t) {
       for (Index j = 0; j < batch[t]; ++j)
         std::memcpy(dst + user_row(t, order[j], batch_first) * w, src + (offset[t] + j) * w, w * sizeof(S));
+    });
   }
 
   // States (B, w) in the caller's batch order <-> packed order.

@@ -22,8 +22,7 @@ struct RnnCell {
   static void forward(const StackSpec& s, const StepForward<S>& a) {
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
-    RNNKIT_PARALLEL_FOR(a.b * H)
-    for (Index r = 0; r < a.b; ++r) {
+    parallel_for(a.b, a.b * H, [&](Index r) {
       auto pre = arr(a.m + r * H, H);
       pre = carr(a.xg + r * H, H) + carr(a.hg + r * H, H);
       if (a.b_hh) pre += carr(a.b_hh, H);
@@ -32,15 +31,14 @@ struct RnnCell {
       else
         pre = pre.tanh();
       arr(a.cache + r * H, H) = pre;
-    }
+    });
   }
 
   template <class S>
   static void backward(const StackSpec& s, const StepBackward<S>& a) {
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
-    RNNKIT_PARALLEL_FOR(a.b * H)
-    for (Index r = 0; r < a.b; ++r) {
+    parallel_for(a.b, a.b * H, [&](Index r) {
       auto h = carr(a.cache + r * H, H);
       auto dm = carr(a.dm + r * H, H);
       // dL/dpre = dL/dh ⊙ act'(pre)
@@ -48,7 +46,7 @@ struct RnnCell {
         arr(a.dxg + r * a.ld_dxg, H) = dm * drelu(h);
       else
         arr(a.dxg + r * a.ld_dxg, H) = dm * dtanh(h);
-    }
+    });
   }
 
   template <class S>
