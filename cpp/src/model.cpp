@@ -38,6 +38,14 @@ struct Layer {
   Index directions = 1;  // LastStep / MeanPool: halves of the features
   bool bias = false;     // Linear
   std::vector<S> params; // Recurrent: spec.param_layout(); Embedding: weight; Linear: weight, bias
+  // For the streaming step (unidirectional layers): the weight matrices transposed, so that a
+  // row's product x·W^T reads W^T row by row and vectorises over the gates, however small x is.
+  // Recurrent sub-layer l: W_ih^T (I_l, G·H), W_hh^T (P, R), W_hr^T (H, P) at `at[l]`; Linear: W^T.
+  std::vector<S> step_w;
+  struct StepWeights {
+    Index w_ih = 0, w_hh = 0, w_hr = -1;
+  };
+  std::vector<StepWeights> at;
 };
 
 template <class S>
@@ -209,6 +217,24 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
       std::vector<Index> shape = p.cols ? std::vector<Index>{p.rows, p.cols} : std::vector<Index>{p.rows};
       tensors.take(prefix + p.name, shape, L.params.data() + p.offset);
     }
+    if (!s.bidirectional) {
+      const Index GH = s.gates() * s.hidden_size, H = s.hidden_size, P = s.out_size();
+      const Index R = s.cell == CellType::GRU && !s.reset_after ? 2 * H : GH;
+      auto add = [&](Index offset, Index rows, Index cols) {  // append (rows, cols)^T
+        const Index at = Index(L.step_w.size());
+        L.step_w.resize(std::size_t(at + rows * cols));
+        mat(L.step_w.data() + at, cols, rows) = cmat(L.params.data() + offset, rows, cols).transpose();
+        return at;
+      };
+      for (Index l = 0; l < s.num_layers; ++l) {
+        const DirParams dp = s.dir_params(l, 0);
+        typename Layer<S>::StepWeights w;
+        w.w_ih = add(dp.w_ih, GH, dp.input_size);
+        w.w_hh = add(dp.w_hh, R, P);
+        if (dp.w_hr >= 0) w.w_hr = add(dp.w_hr, P, H);
+        L.at.push_back(w);
+      }
+    }
     sum << name << "(" << s.input_size << ", " << s.hidden_size;
     if (s.num_layers > 1) sum << ", num_layers=" << s.num_layers;
     if (!s.bias) sum << ", bias=False";
@@ -243,6 +269,8 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
     L.params.resize(std::size_t(L.out * L.in + (L.bias ? L.out : 0)));
     tensors.take(prefix + "weight", {L.out, L.in}, L.params.data());
     if (L.bias) tensors.take(prefix + "bias", {L.out}, L.params.data() + L.out * L.in);
+    L.step_w.resize(std::size_t(L.in * L.out));
+    mat(L.step_w.data(), L.in, L.out) = cmat(L.params.data(), L.out, L.in).transpose();
     sum << "Linear(" << L.in << ", " << L.out << (L.bias ? "" : ", bias=False") << ")";
   } else if (name == "LastStep" || name == "MeanPool") {
     L.kind = name == "LastStep" ? Kind::LastStep : Kind::MeanPool;
@@ -444,15 +472,15 @@ struct StreamState {
 namespace {
 
 template <class Cell, class S>
-void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const S* x, detail::StepBuffers<S>& st,
-               Index B) {
+void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const S* wt,
+               const typename Layer<S>::StepWeights& w, const S* x, detail::StepBuffers<S>& st, Index B) {
   const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s);
   const S* b_ih = dp.b_ih >= 0 ? params + dp.b_ih : nullptr;
-  // xg = x W_ih^T + b_ih;  hg = h W_hh[0:R]^T  (row by row: no GEMM packing buffers, so no heap)
-  gemv_rows(mat(st.xg.data(), B, GH), cmat(x, B, dp.input_size),
-            cmat(params + dp.w_ih, GH, dp.input_size).transpose());
+  // xg = x W_ih^T + b_ih;  hg = h W_hh[0:R]^T, row by row over the transposed weights
+  // (no GEMM packing buffers, so no heap; vectorised over the gates)
+  gemv_rows(mat(st.xg.data(), B, GH), cmat(x, B, dp.input_size), cmat(wt + w.w_ih, dp.input_size, GH));
   if (b_ih) mat(st.xg.data(), B, GH).rowwise() += crow(b_ih, GH);
-  gemv_rows(mat(st.hg.data(), B, R), cmat(st.h.data(), B, P), cmat(params + dp.w_hh, R, P).transpose());
+  gemv_rows(mat(st.hg.data(), B, R), cmat(st.h.data(), B, P), cmat(wt + w.w_hh, P, R));
   StepForward<S> a;
   a.b = B;
   a.xg = st.xg.data();
@@ -467,7 +495,7 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const S
   a.gemv = true;
   Cell::forward(s, a);
   if (dp.w_hr >= 0)
-    gemv_rows(mat(st.h.data(), B, P), cmat(st.m.data(), B, H), cmat(params + dp.w_hr, P, H).transpose());
+    gemv_rows(mat(st.h.data(), B, P), cmat(st.m.data(), B, H), cmat(wt + w.w_hr, H, P));
   else
     st.h = st.m;  // same size: a copy, no allocation
 }
@@ -479,9 +507,9 @@ void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S
     const DirParams dp = s.dir_params(l, 0);
     switch (s.cell) {
       case CellType::RNN_TANH:
-      case CellType::RNN_RELU: cell_step<RnnCell>(s, L.params.data(), dp, x, subs[l], B); break;
-      case CellType::LSTM: cell_step<LstmCell>(s, L.params.data(), dp, x, subs[l], B); break;
-      case CellType::GRU: cell_step<GruCell>(s, L.params.data(), dp, x, subs[l], B); break;
+      case CellType::RNN_RELU: cell_step<RnnCell>(s, L.params.data(), dp, L.step_w.data(), L.at[l], x, subs[l], B); break;
+      case CellType::LSTM: cell_step<LstmCell>(s, L.params.data(), dp, L.step_w.data(), L.at[l], x, subs[l], B); break;
+      case CellType::GRU: cell_step<GruCell>(s, L.params.data(), dp, L.step_w.data(), L.at[l], x, subs[l], B); break;
     }
     x = subs[l].h.data();
   }
@@ -520,7 +548,7 @@ void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
         break;
       }
       case Kind::Linear:  // linear_forward's maths, row by row (no heap)
-        gemv_rows(mat(out, B, L.out), cmat(in, B, L.in), cmat(L.params.data(), L.out, L.in).transpose());
+        gemv_rows(mat(out, B, L.out), cmat(in, B, L.in), cmat(L.step_w.data(), L.in, L.out));
         if (L.bias) mat(out, B, L.out).rowwise() += crow(L.params.data() + L.out * L.in, L.out);
         break;
       case Kind::LastStep: continue;  // the sequence so far ends at this step
