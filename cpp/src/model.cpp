@@ -38,14 +38,12 @@ struct Layer {
   Index directions = 1;  // LastStep / MeanPool: halves of the features
   bool bias = false;     // Linear
   std::vector<S> params; // Recurrent: spec.param_layout(); Embedding: weight; Linear: weight, bias
-  // For the streaming step (unidirectional layers): the weight matrices transposed, so that a
-  // row's product x·W^T reads W^T row by row and vectorises over the gates, however small x is.
-  // Recurrent sub-layer l: W_ih^T (I_l, G·H), W_hh^T (P, R), W_hr^T (H, P) at `at[l]`; Linear: W^T.
-  std::vector<S> step_w;
+  // For the streaming step (unidirectional layers): W_ih^T, W_hh^T[:, 0:R], W_hr^T of each
+  // sub-layer (Linear: W^T) packed for vec_mat (gemm.h), so x·W^T vectorises over the gates.
   struct StepWeights {
-    Index w_ih = 0, w_hh = 0, w_hr = -1;
+    PackedMat<S> w_ih, w_hh, w_hr;  // w_hr empty without proj_size
   };
-  std::vector<StepWeights> at;
+  std::vector<StepWeights> step;  // [sub-layer l]; Linear: step[0].w_ih
 };
 
 template <class S>
@@ -167,6 +165,13 @@ struct TensorTable {
   }
 };
 
+// w (rows, cols) row-major, transposed and packed for vec_mat: x (rows) · w^T... as x (cols) -> (rows)
+template <class S>
+PackedMat<S> packed_transpose(const S* w, Index rows, Index cols) {
+  Mat<S> t = cmat(w, rows, cols).transpose();
+  return pack_for_vec_mat(t.data(), cols, rows, rows);
+}
+
 template <class S>
 Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, Index features, TensorTable& tensors,
                     const std::string& what) {
@@ -220,19 +225,13 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
     if (!s.bidirectional) {
       const Index GH = s.gates() * s.hidden_size, H = s.hidden_size, P = s.out_size();
       const Index R = s.cell == CellType::GRU && !s.reset_after ? 2 * H : GH;
-      auto add = [&](Index offset, Index rows, Index cols) {  // append (rows, cols)^T
-        const Index at = Index(L.step_w.size());
-        L.step_w.resize(std::size_t(at + rows * cols));
-        mat(L.step_w.data() + at, cols, rows) = cmat(L.params.data() + offset, rows, cols).transpose();
-        return at;
-      };
       for (Index l = 0; l < s.num_layers; ++l) {
         const DirParams dp = s.dir_params(l, 0);
         typename Layer<S>::StepWeights w;
-        w.w_ih = add(dp.w_ih, GH, dp.input_size);
-        w.w_hh = add(dp.w_hh, R, P);
-        if (dp.w_hr >= 0) w.w_hr = add(dp.w_hr, P, H);
-        L.at.push_back(w);
+        w.w_ih = packed_transpose(L.params.data() + dp.w_ih, GH, dp.input_size);
+        w.w_hh = packed_transpose(L.params.data() + dp.w_hh, R, P);
+        if (dp.w_hr >= 0) w.w_hr = packed_transpose(L.params.data() + dp.w_hr, P, H);
+        L.step.push_back(std::move(w));
       }
     }
     sum << name << "(" << s.input_size << ", " << s.hidden_size;
@@ -269,8 +268,8 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
     L.params.resize(std::size_t(L.out * L.in + (L.bias ? L.out : 0)));
     tensors.take(prefix + "weight", {L.out, L.in}, L.params.data());
     if (L.bias) tensors.take(prefix + "bias", {L.out}, L.params.data() + L.out * L.in);
-    L.step_w.resize(std::size_t(L.in * L.out));
-    mat(L.step_w.data(), L.in, L.out) = cmat(L.params.data(), L.out, L.in).transpose();
+    L.step.resize(1);
+    L.step[0].w_ih = packed_transpose(L.params.data(), L.out, L.in);
     sum << "Linear(" << L.in << ", " << L.out << (L.bias ? "" : ", bias=False") << ")";
   } else if (name == "LastStep" || name == "MeanPool") {
     L.kind = name == "LastStep" ? Kind::LastStep : Kind::MeanPool;
@@ -472,15 +471,18 @@ struct StreamState {
 namespace {
 
 template <class Cell, class S>
-void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const S* wt,
-               const typename Layer<S>::StepWeights& w, const S* x, detail::StepBuffers<S>& st, Index B) {
+void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const typename Layer<S>::StepWeights& w,
+               const S* x, detail::StepBuffers<S>& st, Index B) {
   const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s);
   const S* b_ih = dp.b_ih >= 0 ? params + dp.b_ih : nullptr;
   // xg = x W_ih^T + b_ih;  hg = h W_hh[0:R]^T, row by row over the transposed weights
   // (no GEMM packing buffers, so no heap; vectorised over the gates)
-  gemv_rows(mat(st.xg.data(), B, GH), cmat(x, B, dp.input_size), cmat(wt + w.w_ih, dp.input_size, GH));
-  if (b_ih) mat(st.xg.data(), B, GH).rowwise() += crow(b_ih, GH);
-  gemv_rows(mat(st.hg.data(), B, R), cmat(st.h.data(), B, P), cmat(wt + w.w_hh, P, R));
+  for (Index r = 0; r < B; ++r) {
+    S* xg = st.xg.data() + r * GH;
+    if (b_ih) std::copy_n(b_ih, GH, xg);
+    vec_mat(xg, x + r * dp.input_size, w.w_ih, b_ih != nullptr);
+    vec_mat(st.hg.data() + r * R, st.h.data() + r * P, w.w_hh);
+  }
   StepForward<S> a;
   a.b = B;
   a.xg = st.xg.data();
@@ -495,7 +497,7 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const S
   a.gemv = true;
   Cell::forward(s, a);
   if (dp.w_hr >= 0)
-    gemv_rows(mat(st.h.data(), B, P), cmat(st.m.data(), B, H), cmat(wt + w.w_hr, H, P));
+    for (Index r = 0; r < B; ++r) vec_mat(st.h.data() + r * P, st.m.data() + r * H, w.w_hr);
   else
     st.h = st.m;  // same size: a copy, no allocation
 }
@@ -507,9 +509,9 @@ void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S
     const DirParams dp = s.dir_params(l, 0);
     switch (s.cell) {
       case CellType::RNN_TANH:
-      case CellType::RNN_RELU: cell_step<RnnCell>(s, L.params.data(), dp, L.step_w.data(), L.at[l], x, subs[l], B); break;
-      case CellType::LSTM: cell_step<LstmCell>(s, L.params.data(), dp, L.step_w.data(), L.at[l], x, subs[l], B); break;
-      case CellType::GRU: cell_step<GruCell>(s, L.params.data(), dp, L.step_w.data(), L.at[l], x, subs[l], B); break;
+      case CellType::RNN_RELU: cell_step<RnnCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B); break;
+      case CellType::LSTM: cell_step<LstmCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B); break;
+      case CellType::GRU: cell_step<GruCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B); break;
     }
     x = subs[l].h.data();
   }
@@ -548,8 +550,10 @@ void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
         break;
       }
       case Kind::Linear:  // linear_forward's maths, row by row (no heap)
-        gemv_rows(mat(out, B, L.out), cmat(in, B, L.in), cmat(L.step_w.data(), L.in, L.out));
-        if (L.bias) mat(out, B, L.out).rowwise() += crow(L.params.data() + L.out * L.in, L.out);
+        for (Index r = 0; r < B; ++r) {
+          if (L.bias) std::copy_n(L.params.data() + L.out * L.in, L.out, out + r * L.out);
+          vec_mat(out + r * L.out, in + r * L.in, L.step[0].w_ih, L.bias);
+        }
         break;
       case Kind::LastStep: continue;  // the sequence so far ends at this step
       case Kind::MeanPool: {

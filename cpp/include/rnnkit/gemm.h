@@ -11,6 +11,7 @@
 // the weights are streamed once, not once per thread.
 
 #include <algorithm>
+#include <vector>
 
 #include "tensor.h"
 
@@ -29,6 +30,99 @@ void gemv_rows(DC&& c, const DA& a, const DB& b, bool accumulate = false) {
       c.row(r).noalias() = a.row(r) * b;
   }
 }
+
+// The streaming step's product, y (N) = x (K) · W (K, N) or y += x · W, over
+// weights packed once at load into panels of up to four SIMD registers' width:
+//
+//   panel j = columns [j·4L, j·4L + w) of W, its K rows back to back (w = 4L,
+//   or the rest rounded up to a multiple of L, zero-padded)       L = SIMD width
+//
+// The kernel holds a panel's slice of y in registers while the panel streams
+// past in memory order: each weight is loaded once, contiguously, and used in
+// one multiply-add. (Eigen's general gemv is about 3x slower on the small
+// sizes of a real-time step, and reading the transposed matrix row by row
+// strides through memory.)
+template <class S>
+struct PackedMat {
+  std::vector<S> data;
+  Index K = 0, N = 0;
+};
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // Eigen's packet types as template arguments
+#endif
+namespace detail {
+
+template <class S>
+constexpr Index simd_width() {
+  return Eigen::internal::packet_traits<S>::size;
+}
+
+// One panel of NP registers' width: y[0, NP·L) (only `valid` of them are real columns).
+template <int NP, class S>
+inline void panel_times(S* y, Index valid, const S* x, const S* p, Index K, bool accumulate) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<S>::type;
+  constexpr Index L = simd_width<S>();
+  alignas(64) S buf[NP * L];
+  for (Index j = 0; j < NP * L; ++j) buf[j] = (accumulate && j < valid) ? y[j] : S(0);
+  // Named accumulators, not an array: GCC keeps an array of packets on the stack.
+  P a0 = ei::pload<P>(buf), a1 = a0, a2 = a0, a3 = a0;
+  if constexpr (NP > 1) a1 = ei::pload<P>(buf + L);
+  if constexpr (NP > 2) a2 = ei::pload<P>(buf + 2 * L);
+  if constexpr (NP > 3) a3 = ei::pload<P>(buf + 3 * L);
+  for (Index k = 0; k < K; ++k, p += NP * L) {
+    const P xk = ei::pset1<P>(x[k]);
+    a0 = ei::pmadd(xk, ei::ploadu<P>(p), a0);
+    if constexpr (NP > 1) a1 = ei::pmadd(xk, ei::ploadu<P>(p + L), a1);
+    if constexpr (NP > 2) a2 = ei::pmadd(xk, ei::ploadu<P>(p + 2 * L), a2);
+    if constexpr (NP > 3) a3 = ei::pmadd(xk, ei::ploadu<P>(p + 3 * L), a3);
+  }
+  S* out = valid == NP * L ? y : buf;
+  ei::pstoreu(out, a0);
+  if constexpr (NP > 1) ei::pstoreu(out + L, a1);
+  if constexpr (NP > 2) ei::pstoreu(out + 2 * L, a2);
+  if constexpr (NP > 3) ei::pstoreu(out + 3 * L, a3);
+  if (out == buf) std::copy_n(buf, valid, y);
+}
+
+}  // namespace detail
+
+/// Pack w (K, N), row-major with row stride ldw, for vec_mat.
+template <class S>
+PackedMat<S> pack_for_vec_mat(const S* w, Index K, Index N, Index ldw) {
+  constexpr Index L = detail::simd_width<S>();
+  PackedMat<S> m;
+  m.K = K, m.N = N;
+  m.data.assign(std::size_t(K * ((N + L - 1) / L * L)), S(0));
+  S* out = m.data.data();
+  for (Index n0 = 0; n0 < N; n0 += 4 * L) {
+    const Index valid = std::min(4 * L, N - n0), width = (valid + L - 1) / L * L;
+    for (Index k = 0; k < K; ++k, out += width) std::copy_n(w + k * ldw + n0, valid, out);
+  }
+  return m;
+}
+
+/// y (N) = x (K) · W, or y += x · W, with W packed by pack_for_vec_mat.
+template <class S>
+void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false) {
+  constexpr Index L = detail::simd_width<S>();
+  const S* p = w.data.data();
+  for (Index n0 = 0; n0 < w.N; n0 += 4 * L) {
+    const Index valid = std::min(4 * L, w.N - n0), np = (valid + L - 1) / L;
+    switch (np) {
+      case 4: detail::panel_times<4>(y + n0, valid, x, p, w.K, accumulate); break;
+      case 3: detail::panel_times<3>(y + n0, valid, x, p, w.K, accumulate); break;
+      case 2: detail::panel_times<2>(y + n0, valid, x, p, w.K, accumulate); break;
+      default: detail::panel_times<1>(y + n0, valid, x, p, w.K, accumulate); break;
+    }
+    p += w.K * np * L;
+  }
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // Multiply-adds below which a product runs on one thread.
 constexpr double kParallelGemmWork = 1 << 20;
