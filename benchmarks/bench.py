@@ -15,8 +15,9 @@ is faster).
 
 Cases: inference and training steps (B=64, T=100, input = hidden = --sizes,
 RNN tanh / LSTM / GRU, float32); variable lengths (uniform in 10..100, packed
-sequences in PyTorch); streaming (batch 1, input 1, one step per call, from
-Python); peak RSS of one LSTM training step (B=64, T=100, H=512), each library
+sequences in PyTorch); streaming (batch 1, input 1, one step per call: the C++
+Stream::step through examples/cpp/stream_latency, built here with CMake, and
+model.stream(1).step from Python, against PyTorch's LSTMCell/GRUCell); peak RSS of one LSTM training step (B=64, T=100, H=512), each library
 in its own process.
 """
 
@@ -26,6 +27,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -180,15 +183,15 @@ def worker(args: argparse.Namespace) -> dict:
             for H in (8, 16, 32, 64, 128):
                 torch.manual_seed(0)
                 tcell = getattr(torch.nn, cell + "Cell")(1, H)
-                rm = getattr(rk, cell)(1, H).eval()
-                xs = rng.standard_normal((1, 1, 1)).astype(np.float32)
-                xst = torch.from_numpy(xs[0])
+                stream = getattr(rk, cell)(1, H, batch_first=True).stream(1)
+                xs = rng.standard_normal((1, 1)).astype(np.float32)
+                xst = torch.from_numpy(xs)
                 steps = 2000
-                state = {"rk": None, "t": None}
+                state = {"t": None}
 
                 def rk_steps() -> None:
                     for _ in range(steps):
-                        _, state["rk"] = rm(xs, state["rk"])
+                        stream.step(xs)
 
                 def torch_steps() -> None:
                     with torch.no_grad():
@@ -224,6 +227,48 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
+
+
+def cpp_stream_latency(cells: tuple = ("LSTM", "GRU"), sizes: tuple = (8, 16, 32, 64, 128)) -> list[dict]:
+    """Per-step latency of the C++ streaming API (examples/cpp/stream_latency, built here with CMake)."""
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        print("cmake not found: skipping the C++ streaming latency", file=sys.stderr)
+        return []
+    root, build = HERE.parent, HERE.parent / "build" / "bench-cpp"
+    configure = [cmake, "-S", str(root), "-B", str(build), "-DRNNKIT_BUILD_EXAMPLES=ON",
+                 f"-DPython_EXECUTABLE={sys.executable}"]
+    if not (build / "CMakeCache.txt").exists() and shutil.which("ninja"):
+        configure += ["-G", "Ninja"]
+    subprocess.run(configure, check=True, capture_output=True)
+    subprocess.run([cmake, "--build", str(build), "--target", "stream_latency"], check=True, capture_output=True)
+    exe = build / "examples" / "cpp" / "stream_latency"
+    rows = []
+    for cell in cells:
+        for H in sizes:
+            out = subprocess.run([str(exe), "--" + cell.lower(), str(H), "--steps", "20000"],
+                                 check=True, capture_output=True, text=True).stdout
+            m = re.search(r"median (\d+) ns, p99 (\d+) ns", out)
+            assert m, out
+            rows.append({"cell": cell, "size": H, "median_ns": int(m.group(1)), "p99_ns": int(m.group(2))})
+    return rows
+
+
+def print_streaming(results: list[dict], cpp: list[dict]) -> None:
+    """One table: C++ step, Python step (model.stream), PyTorch LSTMCell/GRUCell per step."""
+    python = {(r["cell"], r["size"]): r for r in results[0]["rows"] if r["case"] == "streaming-python"}
+    if not python and not cpp:
+        return
+    print("\n## Streaming, batch 1, input 1: per-step latency (1 thread)")
+    print("| cell | hidden | C++ Stream::step median | p99 | Python stream.step | PyTorch cell call | PyTorch/Python |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    keys = sorted(set(python) | {(r["cell"], r["size"]) for r in cpp}, key=lambda k: (k[0] != "LSTM", k[1]))
+    for cell, H in keys:
+        c = next((r for r in cpp if r["cell"] == cell and r["size"] == H), None)
+        p = python.get((cell, H))
+        print(f"| {cell} | {H} | {c['median_ns'] if c else '':>} ns | {c['p99_ns'] if c else ''} ns | "
+              f"{p['ms']['rnnkit']:.2f} us | {p['ms']['torch']:.2f} us | {p['ratio']['torch']:.1f} |" if p else
+              f"| {cell} | {H} | {c['median_ns']} ns | {c['p99_ns']} ns | | | |")
 
 
 def print_table(results: list[dict], memory: dict | None) -> None:
@@ -276,11 +321,13 @@ def main() -> None:
     memory = None
     if "memory" in args.cases:
         memory = {"rnnkit": peak_rss_delta("rnnkit"), "torch": peak_rss_delta("torch")}
+    cpp = cpp_stream_latency() if "streaming" in args.cases else []
     info = {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "results": results, "memory_mib": memory}
+            "cpu_count": os.cpu_count(), "results": results, "memory_mib": memory, "streaming_cpp": cpp}
     args.out.write_text(json.dumps(info, indent=1))
     print(f"# rnnkit benchmarks, {info['date']}, {os.cpu_count()} cores")
     print_table(results, memory)
+    print_streaming(results, cpp)
     print(f"\nJSON: {args.out}")
 
 

@@ -7,8 +7,9 @@ example runs and is checked against the Python package:
     stream_latency  parseable, sane latency figures, on a model file and on a random in-memory LSTM/GRU
     train_sine      learns (beats the last-value baseline), and rk.load reads back the model it saved
 
-The library's build directory persists (build/cpp-install-src), so a second run
-rebuilds only what changed; the prefix and the examples' build are temporary.
+The library's build is the C++ tests' (build/ctest, see tests/cpp_build.py), which
+persists, so a second run rebuilds only what changed; the prefix and the
+examples' build are temporary.
 """
 
 from __future__ import annotations
@@ -56,20 +57,16 @@ class Examples:
 
 
 @pytest.fixture(scope="module")
-def examples(tmp_path_factory) -> Examples:
+def examples(tmp_path_factory, cpp_build: Path) -> Examples:
     cmake = shutil.which("cmake")
     assert cmake, "cmake is needed for the C++ examples: pip install '.[test]' brings it"
     ninja = ["-G", "Ninja"] if shutil.which("ninja") else []
 
-    # (a) the library alone, as `cmake -S . -B build && cmake --build build` does
-    build = ROOT / "build" / "cpp-install-src"
-    configure = [cmake, "-S", ROOT, "-B", build, f"-DPython_EXECUTABLE={sys.executable}"]
-    _check(configure + (ninja if not (build / "CMakeCache.txt").exists() else []), 600)
-    _check([cmake, "--build", build, "--parallel", "2"], 1800)
-
+    # (a) the library built with CMake alone: the C++ tests' build (tests/cpp_build.py), which
+    # is `cmake -S . -B build && cmake --build build` with the tests switched on
     # (b) installed to a prefix
     prefix = tmp_path_factory.mktemp("rnnkit-prefix")
-    _check([cmake, "--install", build, "--prefix", prefix], 300)
+    _check([cmake, "--install", cpp_build, "--prefix", prefix], 300)
 
     # (c) the examples as a separate project over that prefix; Eigen from cmeel-eigen if it is installed
     cmeel = subprocess.run([sys.executable, "-m", "cmeel", "cmake"], capture_output=True, text=True)

@@ -87,6 +87,7 @@ void register_dtype(py::module_& m, const char* model_name, const char* stream_n
         return Model::from_tensors(arch, refs, "model");
       }, py::arg("architecture"), py::arg("tensors"))
       .def_property_readonly("takes_ids", &Model::takes_ids)
+      .def_property_readonly("vocab_size", &Model::vocab_size)
       .def_property_readonly("input_size", &Model::input_size)
       .def_property_readonly("output_size", &Model::output_size)
       .def_property_readonly("per_step", &Model::per_step)

@@ -412,12 +412,10 @@ void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, In
       }
       case Kind::Recurrent: {
         const StackSpec& s = L.spec;
-        const Index states = s.directions() * s.num_layers;
         next.resize(std::size_t(rows * L.out));
-        std::vector<S> h_n(std::size_t(states * B * s.out_size())), c_n(std::size_t(states * B * s.hidden_size));
-        SeqArgs<S> a;
+        SeqArgs<S> a;  // no h_n / c_n: predict returns the output sequence only
         a.T = T, a.B = B, a.batch_first = true, a.lengths = lengths;
-        a.x = in, a.out = next.data(), a.h_n = h_n.data(), a.c_n = c_n.data();
+        a.x = in, a.out = next.data();
         forward<S>(s, L.params.data(), a, nullptr);
         break;
       }
@@ -620,6 +618,8 @@ template <class S>
 bool BasicModel<S>::can_stream() const { return !layers_->bidirectional; }
 template <class S>
 Index BasicModel<S>::num_parameters() const { return layers_->num_params; }
+template <class S>
+Index BasicModel<S>::vocab_size() const { return layers_->ids ? layers_->layers[0].in : 0; }
 
 template <class S>
 std::string BasicModel<S>::summary() const {

@@ -71,17 +71,6 @@ rnnkit::Model random_model(rnnkit::CellType cell, Index input, Index hidden, std
   return rnnkit::Model::from_tensors(arch, tensors, "random model");  // copies the tensors
 }
 
-// Token ids run from 0 to num_embeddings - 1, which the Model does not expose: read the
-// Embedding's weight shape from the file itself ("0.weight" in a Sequential, else "weight").
-Index vocabulary_size(const std::string& path) {
-  const rnnkit::TensorFile file = rnnkit::TensorFile::read(path);
-  for (const char* name : {"0.weight", "weight"}) {
-    auto it = file.tensors().find(name);
-    if (it != file.tensors().end() && it->second.shape.size() == 2) return it->second.shape[0];
-  }
-  return 1;  // id 0 is always valid
-}
-
 double percentile(const std::vector<double>& sorted, double q) {
   const std::size_t i = std::size_t(std::ceil(q * double(sorted.size()))) - 1;
   return sorted[std::min(i, sorted.size() - 1)];
@@ -145,7 +134,7 @@ int main(int argc, char** argv) {
     std::vector<float> x;
     std::vector<std::int64_t> ids;
     if (model.takes_ids()) {
-      std::uniform_int_distribution<std::int64_t> id(0, vocabulary_size(o.model_path) - 1);
+      std::uniform_int_distribution<std::int64_t> id(0, model.vocab_size() - 1);
       ids.resize(std::size_t(total * B));
       for (auto& v : ids) v = id(rng);
     } else {

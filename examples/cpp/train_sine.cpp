@@ -99,7 +99,6 @@ struct SineModel {
 struct Activations {
   rnnkit::StackCache<float> cache;  // what rnnkit::backward needs of the LSTM
   std::vector<float> seq;           // (B, T, H) LSTM output
-  std::vector<float> h_n, c_n;      // (1, B, H) final states (unused: LastStep reads seq)
   std::vector<float> last;          // (B, H)
   std::vector<float> pred;          // (B, 1)
 };
@@ -108,8 +107,6 @@ struct Activations {
 void model_forward(const SineModel& m, const float* params, const float* x, Index B, Activations& a, bool train) {
   const Index H = kHidden, T = kSteps;
   a.seq.resize(std::size_t(B * T * H));
-  a.h_n.resize(std::size_t(B * H));
-  a.c_n.resize(std::size_t(B * H));
   a.last.resize(std::size_t(B * H));
   a.pred.resize(std::size_t(B));
   rnnkit::SeqArgs<float> args;
@@ -117,9 +114,7 @@ void model_forward(const SineModel& m, const float* params, const float* x, Inde
   args.B = B;
   args.batch_first = true;
   args.x = x;
-  args.out = a.seq.data();
-  args.h_n = a.h_n.data();
-  args.c_n = a.c_n.data();
+  args.out = a.seq.data();  // h_n, c_n: not wanted (LastStep reads seq)
   rnnkit::forward<float>(m.spec, params, args, train ? &a.cache : nullptr);
   rnnkit::last_step_forward(a.last.data(), a.seq.data(), nullptr, rnnkit::SeqLayout{B, T, H, true}, 1);
   rnnkit::linear_forward(a.pred.data(), a.last.data(), params + m.head_w, params + m.head_b, B, H, 1);
@@ -130,8 +125,6 @@ struct Backprop {
   std::vector<float> dpred;     // (B, 1)
   std::vector<float> dlast;     // (B, H)
   std::vector<float> dseq;      // (B, T, H)
-  std::vector<float> dx;        // (B, T, 1)  not needed here, but backward writes it
-  std::vector<float> dh0, dc0;  // (1, B, H)  likewise
 };
 
 // grads += dL/dparams, given dL/dpred in bp.dpred; consumes a.cache.
@@ -139,17 +132,11 @@ void model_backward(const SineModel& m, const float* params, float* grads, Activ
   const Index H = kHidden, T = kSteps;
   bp.dlast.resize(std::size_t(B * H));
   bp.dseq.resize(std::size_t(B * T * H));
-  bp.dx.resize(std::size_t(B * T));
-  bp.dh0.resize(std::size_t(B * H));
-  bp.dc0.resize(std::size_t(B * H));
   rnnkit::linear_backward(bp.dlast.data(), grads + m.head_w, grads + m.head_b, bp.dpred.data(), a.last.data(),
                           params + m.head_w, B, H, 1);
   rnnkit::last_step_backward(bp.dseq.data(), bp.dlast.data(), nullptr, rnnkit::SeqLayout{B, T, H, true}, 1);
   rnnkit::SeqGradArgs<float> g;
-  g.grad_out = bp.dseq.data();
-  g.grad_x = bp.dx.data();
-  g.grad_h0 = bp.dh0.data();
-  g.grad_c0 = bp.dc0.data();
+  g.grad_out = bp.dseq.data();  // grad_x, grad_h0, grad_c0: not wanted
   rnnkit::backward<float>(m.spec, params, grads, a.cache, g);
 }
 

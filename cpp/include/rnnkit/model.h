@@ -57,6 +57,7 @@ class BasicModel {
                                  const std::string& what = "model");
 
   bool takes_ids() const;      // the first layer is an Embedding: inputs are token ids
+  Index vocab_size() const;    // token ids run 0..vocab_size()-1 (the Embedding's rows); 0 for float input
   Index input_size() const;    // features per step (1 for token ids)
   Index output_size() const;   // features of y per row
   bool per_step() const;       // y is (batch, steps, out); false: (batch, out) after LastStep/MeanPool

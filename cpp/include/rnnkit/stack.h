@@ -27,8 +27,8 @@ struct SeqArgs {
   const S* c0 = nullptr;                  // (D·L, B, H), LSTM
   const S* const* dropout = nullptr;      // L-1 masks (T, B, D·P) as x's layout, already scaled by 1/(1-p)
   S* out = nullptr;                       // (T, B, D·P), or (B, T, D·P) with batch_first
-  S* h_n = nullptr;                       // (D·L, B, P)
-  S* c_n = nullptr;                       // (D·L, B, H), LSTM
+  S* h_n = nullptr;                       // (D·L, B, P), or nullptr if not wanted
+  S* c_n = nullptr;                       // (D·L, B, H), LSTM, or nullptr if not wanted
 };
 
 /// The caller's arrays for one backward call.
@@ -37,9 +37,9 @@ struct SeqGradArgs {
   const S* grad_out = nullptr;  // as out, or nullptr for zeros
   const S* grad_h_n = nullptr;  // (D·L, B, P), or nullptr
   const S* grad_c_n = nullptr;  // (D·L, B, H), LSTM, or nullptr
-  S* grad_x = nullptr;          // as x
-  S* grad_h0 = nullptr;         // (D·L, B, P)
-  S* grad_c0 = nullptr;         // (D·L, B, H), LSTM
+  S* grad_x = nullptr;          // as x, or nullptr if not wanted
+  S* grad_h0 = nullptr;         // (D·L, B, P), or nullptr
+  S* grad_c0 = nullptr;         // (D·L, B, H), LSTM, or nullptr
 };
 
 /// Everything a training forward keeps for backward.
@@ -96,8 +96,8 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
       }
       direction_forward<Cell>(s, params, s.dir_params(l, d), d == 1, pk, X, Y + d * P, DP, h.data(), c.data(),
                               cache ? &cache->dirs[k] : nullptr);
-      pk.scatter_state(h.data(), P, a.h_n + k * B * P);
-      if (Cell::has_c) pk.scatter_state(c.data(), H, a.c_n + k * B * H);
+      if (a.h_n) pk.scatter_state(h.data(), P, a.h_n + k * B * P);
+      if (Cell::has_c && a.c_n) pk.scatter_state(c.data(), H, a.c_n + k * B * H);
     }
     if (l < L - 1) {
       if (a.dropout) {
@@ -143,15 +143,15 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
       }
       direction_backward<Cell>(s, params, grads, s.dir_params(l, d), d == 1, pk, cache.inputs[l].data(),
                                cache.dirs[k], dY.data() + d * P, DP, dh.data(), dc.data(), dX.data());
-      pk.scatter_state(dh.data(), P, g.grad_h0 + k * B * P);
-      if (Cell::has_c) pk.scatter_state(dc.data(), H, g.grad_c0 + k * B * H);
+      if (g.grad_h0) pk.scatter_state(dh.data(), P, g.grad_h0 + k * B * P);
+      if (Cell::has_c && g.grad_c0) pk.scatter_state(dc.data(), H, g.grad_c0 + k * B * H);
     }
     if (l > 0) {
       if (!cache.masks[l - 1].size()) dY = std::move(dX);
       else dY = dX.cwiseProduct(cache.masks[l - 1]);  // dL/dY_{l-1} = dL/dX_l ⊙ mask
     }
   }
-  pk.scatter(dX.data(), cache.batch_first, s.input_size, g.grad_x);
+  if (g.grad_x) pk.scatter(dX.data(), cache.batch_first, s.input_size, g.grad_x);
 }
 
 // Entry points for the Python bindings and C++ users: dispatch on spec.cell.
