@@ -1,5 +1,6 @@
 #pragma once
-// Every matrix product in rnnkit goes through gemm(): C = A·B or C += A·B.
+// Every matrix product in rnnkit goes through gemm(): C = A·B or C += A·B, on
+// Eigen's kernel, or on a BLAS plugged in at run time (blas.h) when one is.
 //
 // Threads are ours, not Eigen's: a product big enough to pay for a thread team
 // is split along C's larger dimension into one block per thread, and each
@@ -11,7 +12,10 @@
 // the weights are streamed once, not once per thread.
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
+
+#include "blas.h"
 
 #include "tensor.h"
 
@@ -127,9 +131,53 @@ void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false) {
 // Multiply-adds below which a product runs on one thread.
 constexpr double kParallelGemmWork = 1 << 20;
 
+// Multiply-adds from which a product goes to the plugged-in BLAS (blas.h), if any.
+constexpr double kBlasWork = 1 << 15;
+
+namespace detail {
+
+template <class X>
+constexpr bool direct_access = (std::decay_t<X>::Flags & Eigen::DirectAccessBit) != 0;
+
+// C = A·B (+C) through the plugged-in CBLAS, if there is one and the operands fit
+// it: every operand gemm() receives is a map, its transpose or a block of one, so
+// each is a pointer, a leading dimension and a transposition. False: not done.
+template <class DC, class DA, class DB>
+bool blas_gemm(DC& c, const DA& a, const DB& b, bool accumulate) {
+  using C = std::decay_t<DC>;
+  using S = typename C::Scalar;
+  constexpr bool real = std::is_same_v<S, float> || std::is_same_v<S, double>;
+  if constexpr (!(real && direct_access<DC> && direct_access<DA> && direct_access<DB> && C::IsRowMajor)) {
+    return false;
+  } else {
+    const Blas& lib = blas();
+    const Index m = c.rows(), n = c.cols(), k = a.cols();
+    if (!lib.sgemm || double(m) * double(n) * double(k) < kBlasWork) return false;
+    if (c.innerStride() != 1 || a.innerStride() != 1 || b.innerStride() != 1) return false;
+    constexpr Index kMaxInt = 2147483647;
+    if (m > kMaxInt || n > kMaxInt || k > kMaxInt || c.outerStride() > kMaxInt || a.outerStride() > kMaxInt ||
+        b.outerStride() > kMaxInt)
+      return false;
+    constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+    const int ta = std::decay_t<DA>::IsRowMajor ? kNoTrans : kTrans;
+    const int tb = std::decay_t<DB>::IsRowMajor ? kNoTrans : kTrans;
+    const S beta = accumulate ? S(1) : S(0);
+    if constexpr (std::is_same_v<S, float>)
+      lib.sgemm(kRowMajor, ta, tb, int(m), int(n), int(k), 1.0f, a.data(), int(a.outerStride()), b.data(),
+                int(b.outerStride()), beta, c.data(), int(c.outerStride()));
+    else
+      lib.dgemm(kRowMajor, ta, tb, int(m), int(n), int(k), 1.0, a.data(), int(a.outerStride()), b.data(),
+                int(b.outerStride()), beta, c.data(), int(c.outerStride()));
+    return true;
+  }
+}
+
+}  // namespace detail
+
 template <class DC, class DA, class DB>
 void gemm(DC&& c, const DA& a, const DB& b, bool accumulate = false) {
   auto run = [&](auto&& cc, const auto& aa, const auto& bb) {
+    if (detail::blas_gemm(cc, aa, bb, accumulate)) return;
     if (accumulate)
       cc.noalias() += aa * bb;
     else
