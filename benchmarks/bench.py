@@ -266,9 +266,9 @@ def print_streaming(results: list[dict], cpp: list[dict]) -> None:
     for cell, H in keys:
         c = next((r for r in cpp if r["cell"] == cell and r["size"] == H), None)
         p = python.get((cell, H))
-        print(f"| {cell} | {H} | {c['median_ns'] if c else '':>} ns | {c['p99_ns'] if c else ''} ns | "
-              f"{p['ms']['rnnkit']:.2f} us | {p['ms']['torch']:.2f} us | {p['ratio']['torch']:.1f} |" if p else
-              f"| {cell} | {H} | {c['median_ns']} ns | {c['p99_ns']} ns | | | |")
+        cpp_cols = f"{c['median_ns']} ns | {c['p99_ns']} ns" if c else " | "
+        py_cols = f"{p['ms']['rnnkit']:.2f} us | {p['ms']['torch']:.2f} us | {p['ratio']['torch']:.1f}" if p else " | | "
+        print(f"| {cell} | {H} | {cpp_cols} | {py_cols} |")
 
 
 def print_table(results: list[dict], memory: dict | None) -> None:
