@@ -492,7 +492,7 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const t
   a.cache = st.cache.data();
   a.m = st.m.data();
   a.work = st.work.data();
-  a.gemv = true;
+  a.realtime = true;
   Cell::forward(s, a);
   if (dp.w_hr >= 0)
     for (Index r = 0; r < B; ++r) vec_mat(st.h.data() + r * P, st.m.data() + r * H, w.w_hr);

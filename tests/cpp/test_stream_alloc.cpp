@@ -113,6 +113,13 @@ TEST(no_heap_allocation_in_thousands_of_steps) {
       CHECK(n == 0);
     }
   }
+  // A larger batch and hidden size, where a GEMM's packing buffers would pass Eigen's
+  // 128 KiB stack limit and the cells' row loops would start a thread team outside the
+  // streaming step (batch·4H >= 16k).
+  const rnnkit::Model big = random_model({recurrent(spec(CellType::LSTM, 8, 256)), linear(256, 4)}, 99).model();
+  const long n = allocations_in_steps(big, 16, 300);
+  if (n != 0) std::printf("  LSTM(8, 256) batch 16: %ld allocations in 330 steps\n", n);
+  CHECK(n == 0);
 #ifdef RNNKIT_COUNT_MALLOC
   std::printf("  counted operator new and malloc/calloc/realloc\n");
 #else

@@ -36,8 +36,9 @@ struct StepForward {
   S* cache = nullptr;        // (b, C)    what backward needs, C = Cell::cache_cols(spec)
   S* m = nullptr;            // (b, H)    out: the cell's output
   S* work = nullptr;         // (b, H)    scratch
-  bool gemv = false;         // products inside the step row by row (gemv_rows): the streaming step's
-                             // guarantee of no heap allocation
+  bool realtime = false;     // the streaming step: the calling thread only (no thread team) and
+                             // products row by row (gemv_rows: no GEMM packing buffers), so the
+                             // step allocates nothing and never waits on other threads
 };
 
 template <class S>

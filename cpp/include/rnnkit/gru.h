@@ -30,7 +30,7 @@ struct GruCell {
   static void forward(const StackSpec& s, const StepForward<S>& a) {
     const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
     // r, z (and q for reset_after) for every row
-    parallel_for(a.b, a.b * GH, [&](Index r) {
+    parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index r) {
       S* cache = a.cache + r * 4 * H;
       auto rz = arr(cache, 2 * H);
       rz = carr(a.xg + r * GH, 2 * H) + carr(a.hg + r * R, 2 * H);
@@ -48,12 +48,12 @@ struct GruCell {
       // work = (r⊙h) W_hn^T : the one product that must wait for r
       auto q = cmat(a.cache + 3 * H, a.b, H, 4 * H);
       auto w_hn = cmat(a.w_hh + 2 * H * H, H, H).transpose();
-      if (a.gemv)
+      if (a.realtime)
         gemv_rows(mat(a.work, a.b, H), q, w_hn);
       else
         gemm(mat(a.work, a.b, H), q, w_hn);
     }
-    parallel_for(a.b, a.b * GH, [&](Index r) {
+    parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index r) {
       S* cache = a.cache + r * 4 * H;
       auto rg = carr(cache, H), z = carr(cache + H, H);
       auto n = arr(cache + 2 * H, H);

@@ -23,7 +23,7 @@ struct LstmCell {
   template <class S>
   static void forward(const StackSpec& s, const StepForward<S>& a) {
     const Index H = s.hidden_size, GH = 4 * H;
-    parallel_for(a.b, a.b * GH, [&](Index r) {
+    parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index r) {
       S* cache = a.cache + r * 5 * H;
       auto gates = arr(cache, GH);  // pre-activations, then gates in place
       gates = carr(a.xg + r * GH, GH) + carr(a.hg + r * GH, GH);

@@ -22,7 +22,7 @@ struct RnnCell {
   static void forward(const StackSpec& s, const StepForward<S>& a) {
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
-    parallel_for(a.b, a.b * H, [&](Index r) {
+    parallel_for(a.b, a.realtime ? 0 : a.b * H, [&](Index r) {
       auto pre = arr(a.m + r * H, H);
       pre = carr(a.xg + r * H, H) + carr(a.hg + r * H, H);
       if (a.b_hh) pre += carr(a.b_hh, H);
