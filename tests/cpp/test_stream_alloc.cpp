@@ -3,6 +3,12 @@
 // aligned buffers come from malloc) with counting versions, then runs
 // thousands of steps of models of every kind and asserts the counts did not move.
 
+// The replaced operator new takes its memory from malloc and operator delete gives it back
+// to free: GCC's -Wmismatched-new-delete cannot see that they are a pair.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 #include <atomic>
 #include <cstdlib>
 #include <new>
