@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -36,6 +35,7 @@ struct Layer {
   StackSpec spec;        // Recurrent
   Index in = 0, out = 0; // features per row in and out (Embedding: num_embeddings, dim)
   Index directions = 1;  // LastStep / MeanPool: halves of the features
+  bool batch_first = false;  // Recurrent: the Python layer's layout (the runtime is batch-first always)
   bool bias = false;     // Linear
   std::vector<S> params; // Recurrent: spec.param_layout(); Embedding: weight; Linear: weight, bias
   // For the streaming step (unidirectional layers): W_ih^T, W_hh^T[:, 0:R], W_hr^T of each
@@ -140,23 +140,8 @@ struct TensorTable {
     }
     Index n = 1;
     for (Index d : shape) n *= d;
-    if (t->dtype == "F32") {
-      const auto* src = static_cast<const unsigned char*>(t->data);
-      for (Index i = 0; i < n; ++i) {
-        float v;
-        std::memcpy(&v, src + 4 * i, 4);
-        dst[i] = S(v);
-      }
-    } else if (t->dtype == "F64") {
-      const auto* src = static_cast<const unsigned char*>(t->data);
-      for (Index i = 0; i < n; ++i) {
-        double v;
-        std::memcpy(&v, src + 8 * i, 8);
-        dst[i] = S(v);
-      }
-    } else {
+    if (!read_floats(t->dtype, t->data, n, dst))
       throw ModelFileError(what + ": tensor '" + name + "' has dtype " + t->dtype + ", expected F32 or F64");
-    }
     used.insert(name);
   }
   void finish() const {
@@ -195,7 +180,7 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
     s.num_layers = r.integer("num_layers", 1, 1);
     s.bias = r.boolean("bias", true);
     s.bidirectional = r.boolean("bidirectional", false);
-    r.boolean("batch_first", false);  // the runtime is always batch-first
+    L.batch_first = r.boolean("batch_first", false);
     r.number("dropout", 0);           // inference: no dropout
     r.dtype();
     if (name == "RNN") {
@@ -330,12 +315,10 @@ std::shared_ptr<ModelLayers<S>> build(const std::string& architecture, const std
     const std::string at = what + ": layer " + std::to_string(i) + " (" + L.summary + "): ";
     if (L.kind == Kind::Recurrent) {
       if (pooled) throw ModelFileError(at + "a recurrent layer cannot follow LastStep or MeanPool");
-      const bool bf = entries[i]->find("config")->find("batch_first") &&
-                      entries[i]->find("config")->find("batch_first")->boolean;
-      if (batch_first >= 0 && int(bf) != batch_first)
+      if (batch_first >= 0 && int(L.batch_first) != batch_first)
         throw ModelFileError(at + "the recurrent layers disagree on batch_first, so the Python model feeds one "
                                   "layer's time axis to the next as its batch axis; refusing to guess");
-      batch_first = bf;
+      batch_first = L.batch_first;
       m->bidirectional = m->bidirectional || L.spec.bidirectional;
     }
     if (L.kind == Kind::LastStep || L.kind == Kind::MeanPool) {
@@ -377,16 +360,22 @@ std::string digest(const std::vector<TensorRef>& refs) {
 
 // ---- running a batch --------------------------------------------------------------------
 
+// Token ids for a model that starts with an Embedding, floats otherwise; no null pointers.
 template <class S, class Id>
-void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, Index T, S* y,
-                 const std::int64_t* lengths) {
-  if (B < 1) throw std::invalid_argument("batch must be >= 1, got " + std::to_string(B));
-  if (T < 1) throw std::invalid_argument("steps must be >= 1, got " + std::to_string(T));
+void check_input(const ModelLayers<S>& m, const S* x, const Id* ids, const S* y) {
   if ((ids != nullptr) != m.ids)
     throw std::invalid_argument(m.ids ? "this model starts with an Embedding: pass token ids, not floats"
                                       : "this model takes float features, not token ids");
   if (!x && !ids) throw std::invalid_argument("x is null");
   if (!y) throw std::invalid_argument("y is null");
+}
+
+template <class S, class Id>
+void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, Index T, S* y,
+                 const std::int64_t* lengths) {
+  if (B < 1) throw std::invalid_argument("batch must be >= 1, got " + std::to_string(B));
+  if (T < 1) throw std::invalid_argument("steps must be >= 1, got " + std::to_string(T));
+  check_input(m, x, ids, y);
   if (lengths)
     for (Index b = 0; b < B; ++b)
       if (lengths[b] < 1 || lengths[b] > T)
@@ -400,16 +389,10 @@ void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, In
   for (const Layer<S>& L : m.layers) {
     const Index rows = pooled ? B : B * T;
     switch (L.kind) {
-      case Kind::Embedding: {
+      case Kind::Embedding:
         next.resize(std::size_t(rows * L.out));
-        for (Index i = 0; i < rows; ++i)
-          if (ids[i] < 0 || Index(ids[i]) >= L.in)
-            throw std::invalid_argument("ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
-                                        " is out of range: token ids must be in 0.." + std::to_string(L.in - 1));
-        for (Index i = 0; i < rows; ++i)
-          std::copy_n(L.params.data() + Index(ids[i]) * L.out, L.out, next.data() + i * L.out);
+        embedding_forward(next.data(), ids, L.params.data(), rows, L.in, L.out);
         break;
-      }
       case Kind::Recurrent: {
         const StackSpec& s = L.spec;
         next.resize(std::size_t(rows * L.out));
@@ -518,17 +501,9 @@ void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S
 template <class S, class Id>
 void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
   const ModelLayers<S>& m = *st.model;
-  if ((ids != nullptr) != m.ids)
-    throw std::invalid_argument(m.ids ? "this model starts with an Embedding: pass token ids, not floats"
-                                      : "this model takes float features, not token ids");
-  if ((!x && !ids) || !y) throw std::invalid_argument("step: null input or output pointer");
+  check_input(m, x, ids, y);
   const Index B = st.B;
-  if (m.ids)  // checked before anything changes, so a bad id leaves the state as it was
-    for (Index r = 0; r < B; ++r)
-      if (ids[r] < 0 || Index(ids[r]) >= m.layers[0].in)
-        throw std::invalid_argument("ids[" + std::to_string(r) + "] = " + std::to_string(ids[r]) +
-                                    " is out of range: token ids must be in 0.." +
-                                    std::to_string(m.layers[0].in - 1));
+  if (m.ids) check_ids(ids, B, m.layers[0].in);  // before anything changes: a bad id leaves the state as it was
   const S* in = x;
   S* out = st.a.data();
   S* spare = st.b.data();
@@ -540,13 +515,11 @@ void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
       case Kind::Embedding:
         for (Index r = 0; r < B; ++r) std::copy_n(L.params.data() + Index(ids[r]) * L.out, L.out, out + r * L.out);
         break;
-      case Kind::Recurrent: {
-        auto& subs = st.rec[i];
-        stack_step(L, in, subs, B);
-        const Index P = L.spec.out_size();
-        std::copy_n(subs.back().h.data(), B * P, out);
-        break;
-      }
+      case Kind::Recurrent:  // its output is its last sub-layer's state: read there, not copied
+        stack_step(L, in, st.rec[i], B);
+        in = st.rec[i].back().h.data();
+        F = L.out;
+        continue;
       case Kind::Linear:  // linear_forward's maths, row by row (no heap)
         for (Index r = 0; r < B; ++r) {
           if (L.bias) std::copy_n(L.params.data() + L.out * L.in, L.out, out + r * L.out);

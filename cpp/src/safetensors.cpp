@@ -138,27 +138,33 @@ TensorFile TensorFile::parse(std::vector<unsigned char> bytes, const std::string
 }
 
 template <class S>
+bool read_floats(const std::string& dtype, const void* bytes, Index n, S* dst) {
+  const auto* src = static_cast<const unsigned char*>(bytes);
+  auto convert = [&](auto stored) {  // memcpy: the bytes need not be aligned
+    for (Index i = 0; i < n; ++i) {
+      std::memcpy(&stored, src + sizeof(stored) * i, sizeof(stored));
+      dst[i] = S(stored);
+    }
+  };
+  if (dtype == "F32")
+    convert(float());
+  else if (dtype == "F64")
+    convert(double());
+  else
+    return false;
+  return true;
+}
+
+template bool read_floats<float>(const std::string&, const void*, Index, float*);
+template bool read_floats<double>(const std::string&, const void*, Index, double*);
+
+template <class S>
 void TensorFile::copy_to(const std::string& name, S* dst) const {
   const auto it = tensors_.find(name);
   if (it == tensors_.end()) throw ModelFileError("no tensor '" + name + "'");
   const TensorInfo& t = it->second;
-  const unsigned char* src = bytes(t);
-  const Index n = t.numel();
-  if (t.dtype == "F32") {
-    for (Index i = 0; i < n; ++i) {
-      float v;
-      std::memcpy(&v, src + 4 * i, 4);
-      dst[i] = S(v);
-    }
-  } else if (t.dtype == "F64") {
-    for (Index i = 0; i < n; ++i) {
-      double v;
-      std::memcpy(&v, src + 8 * i, 8);
-      dst[i] = S(v);
-    }
-  } else {
+  if (!read_floats(t.dtype, bytes(t), t.numel(), dst))
     throw ModelFileError("tensor '" + name + "' has dtype " + t.dtype + ", expected F32 or F64");
-  }
 }
 
 template void TensorFile::copy_to<float>(const std::string&, float*) const;

@@ -31,17 +31,18 @@ void linear_backward(S* dx, S* dw, S* db, const S* dy, const S* x, const S* w, I
 }
 
 // ---- Embedding ---------------------------------------------------------------------
-inline void check_ids(const std::int64_t* ids, Index M, Index num) {
+template <class Id>  // std::int64_t or std::int32_t
+inline void check_ids(const Id* ids, Index M, Index num) {
   for (Index i = 0; i < M; ++i)
-    if (ids[i] < 0 || ids[i] >= num)
+    if (ids[i] < 0 || Index(ids[i]) >= num)
       throw std::invalid_argument("ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
                                   " is out of range: token ids must be in 0.." + std::to_string(num - 1));
 }
 
-template <class S>
-void embedding_forward(S* y, const std::int64_t* ids, const S* w, Index M, Index num, Index dim) {
+template <class S, class Id>
+void embedding_forward(S* y, const Id* ids, const S* w, Index M, Index num, Index dim) {
   check_ids(ids, M, num);
-  parallel_for(M, M * dim / kMemoryBound, [&](Index i) { arr(y + i * dim, dim) = carr(w + ids[i] * dim, dim); });
+  parallel_for(M, M * dim / kMemoryBound, [&](Index i) { arr(y + i * dim, dim) = carr(w + Index(ids[i]) * dim, dim); });
 }
 
 // dW[id_i] += dy[i], except the padding row (padding_idx < 0: none)

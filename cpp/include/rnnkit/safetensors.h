@@ -68,6 +68,11 @@ struct TensorRef {
   const void* data = nullptr;
 };
 
+/// Convert n elements of a floating-point tensor's bytes ("F32" or "F64", little-endian, any
+/// alignment) to S in dst. False (and nothing written) for any other dtype.
+template <class S>
+bool read_floats(const std::string& dtype, const void* bytes, Index n, S* dst);
+
 /// Bytes per element of a safetensors dtype name; 0 if this reader does not know it.
 std::size_t dtype_size(const std::string& dtype);
 
