@@ -455,19 +455,17 @@ template <class Cell, class S>
 void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const typename Layer<S>::StepWeights& w,
                const S* x, detail::StepBuffers<S>& st, Index B) {
   const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s);
-  const S* b_ih = dp.b_ih >= 0 ? params + dp.b_ih : nullptr;
-  // xg = x W_ih^T + b_ih;  hg = h W_hh[0:R]^T, row by row over the transposed weights
+  // xg = x W_ih^T;  hg = h W_hh[0:R]^T, row by row over the transposed weights
   // (no GEMM packing buffers, so no heap; vectorised over the gates)
   for (Index r = 0; r < B; ++r) {
-    S* xg = st.xg.data() + r * GH;
-    if (b_ih) std::copy_n(b_ih, GH, xg);
-    vec_mat(xg, x + r * dp.input_size, w.w_ih, b_ih != nullptr);
+    vec_mat(st.xg.data() + r * GH, x + r * dp.input_size, w.w_ih);
     vec_mat(st.hg.data() + r * R, st.h.data() + r * P, w.w_hh);
   }
   StepForward<S> a;
   a.b = B;
   a.xg = st.xg.data();
   a.hg = st.hg.data();
+  a.b_ih = dp.b_ih >= 0 ? params + dp.b_ih : nullptr;
   a.b_hh = dp.b_hh >= 0 ? params + dp.b_hh : nullptr;
   a.w_hh = params + dp.w_hh;
   a.hprev = st.h.data();

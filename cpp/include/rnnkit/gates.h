@@ -6,13 +6,14 @@
 //
 // At step t the driver has already computed, for the b rows still active,
 //
-//        xg = x_t W_ih^T + b_ih        (b, G·H)   one GEMM for all steps
+//        xg = x_t W_ih^T               (b, G·H)   one GEMM for all steps
 //        hg = h_{t-1} W_hh[0:R]^T      (b, R)     one GEMM per step
 //
 // where R = Cell::rec_rows(spec) is G·H except for GRU with reset_after=False,
 // whose candidate gate multiplies r⊙h_{t-1} and so does its own product.
-// The cell adds b_hh, applies its gates and writes m_t, its output before any
-// projection (h_t = m_t, or m_t W_hr^T for an LSTM with proj_size).
+// The cell adds b_ih and b_hh, applies its gates and writes m_t, its output
+// before any projection (h_t = m_t, or m_t W_hr^T for an LSTM with proj_size),
+// in one pass over each row (for_lanes, activations.h).
 //
 // In backward the cell turns dL/dm_t into dL/dxg (which is also dL/db_ih) and
 // dL/dhg, and the driver does the matching GEMMs. A cell whose gradients fit
@@ -27,13 +28,16 @@ namespace rnnkit {
 template <class S>
 struct StepForward {
   Index b = 0;               // active rows
-  const S* xg = nullptr;     // (b, G·H)  x_t W_ih^T + b_ih
+  const S* xg = nullptr;     // (b, G·H)  x_t W_ih^T
   const S* hg = nullptr;     // (b, R)    h_{t-1} W_hh[0:R]^T
+  const S* b_ih = nullptr;   // (G·H)     or nullptr without bias
   const S* b_hh = nullptr;   // (G·H)     or nullptr without bias
   const S* w_hh = nullptr;   // (G·H, P)  for cells that multiply inside the step
   const S* hprev = nullptr;  // (b, P)    h_{t-1}
   S* c = nullptr;            // (b, H)    LSTM cell state: in c_{t-1}, out c_t
-  S* cache = nullptr;        // (b, C)    what backward needs, C = Cell::cache_cols(spec)
+  S* cache = nullptr;        // (b, C)    what backward needs, C = Cell::cache_cols(spec); in eval
+                             //           mode scratch the cell may use or leave alone
+  bool training = false;     // fill the cache for backward
   S* m = nullptr;            // (b, H)    out: the cell's output
   S* work = nullptr;         // (b, H)    scratch
   bool realtime = false;     // the streaming step: the calling thread only (no thread team) and

@@ -35,21 +35,22 @@ void gemv_rows(DC&& c, const DA& a, const DB& b, bool accumulate = false) {
   }
 }
 
-// The streaming step's product, y (N) = x (K) · W (K, N) or y += x · W, over
-// weights packed once at load into panels of up to four SIMD registers' width:
+// Weights packed once for many products with them: a product x·W with W (K, N)
+// fixed (the recurrent step's h·W_hh^T, the streaming step's x·W_ih^T, ...) reads W
+// in the order its kernel wants, instead of repacking it on every call as a
+// general GEMM must:
 //
-//   panel j = columns [j·4L, j·4L + w) of W, its K rows back to back (w = 4L,
-//   or the rest rounded up to a multiple of L, zero-padded)       L = SIMD width
+//   panel j = columns [j·w, j·w + w) of W, its K rows back to back, zero-padded
+//   past column N                               w = the panel width, a multiple
+//                                                   of the SIMD width L
 //
-// The kernel holds a panel's slice of y in registers while the panel streams
-// past in memory order: each weight is loaded once, contiguously, and used in
-// one multiply-add. (Eigen's general gemv is about 3x slower on the small
-// sizes of a real-time step, and reading the transposed matrix row by row
-// strides through memory.)
+// Two kernels read it: vec_mat, one row x (the streaming step; w = 4L: four
+// accumulators keep the FMA unit busy on one row) and packed_gemm, a matrix
+// (the recurrent driver; w = 2L, with a tile of up to 6 rows of A in 12 registers).
 template <class S>
 struct PackedMat {
   std::vector<S> data;
-  Index K = 0, N = 0;
+  Index K = 0, N = 0, width = 0;
 };
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -63,9 +64,10 @@ constexpr Index simd_width() {
   return Eigen::internal::packet_traits<S>::size;
 }
 
-// One panel of NP registers' width: y[0, NP·L) (only `valid` of them are real columns).
+// One panel's first NP registers' width: y[0, NP·L) (only `valid` of them are
+// real columns); the panel's rows are `ps` scalars apart.
 template <int NP, class S>
-inline void panel_times(S* y, Index valid, const S* x, const S* p, Index K, bool accumulate) {
+inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Index K, bool accumulate) {
   namespace ei = Eigen::internal;
   using P = typename ei::packet_traits<S>::type;
   constexpr Index L = simd_width<S>();
@@ -76,7 +78,7 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index K, bool
   if constexpr (NP > 1) a1 = ei::pload<P>(buf + L);
   if constexpr (NP > 2) a2 = ei::pload<P>(buf + 2 * L);
   if constexpr (NP > 3) a3 = ei::pload<P>(buf + 3 * L);
-  for (Index k = 0; k < K; ++k, p += NP * L) {
+  for (Index k = 0; k < K; ++k, p += ps) {
     const P xk = ei::pset1<P>(x[k]);
     a0 = ei::pmadd(xk, ei::ploadu<P>(p), a0);
     if constexpr (NP > 1) a1 = ei::pmadd(xk, ei::ploadu<P>(p + L), a1);
@@ -91,21 +93,111 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index K, bool
   if (out == buf) std::copy_n(buf, valid, y);
 }
 
+// packed_gemm's register tile: C[0:M, 0:2L) (only `valid` columns real) += or =
+// A[0:M, k0:k0+kc) · panel, A's rows lda apart, the panel's kc rows at p.
+template <int M, class S>
+inline void tile_times(S* c, Index ldc, Index valid, const S* a, Index lda, const S* p, Index kc, bool load_c) {
+  namespace ei = Eigen::internal;
+  using P = typename ei::packet_traits<S>::type;
+  constexpr Index L = simd_width<S>();
+  P c0[M], c1[M];  // fully unrolled: GCC and Clang keep all 2M in registers
+  alignas(64) S buf[M * 2 * L];
+  const bool full = valid == 2 * L;
+  for (int r = 0; r < M; ++r) {
+    if (!load_c) {
+      c0[r] = c1[r] = ei::pset1<P>(S(0));
+    } else if (full) {
+      c0[r] = ei::ploadu<P>(c + r * ldc), c1[r] = ei::ploadu<P>(c + r * ldc + L);
+    } else {
+      for (Index j = 0; j < 2 * L; ++j) buf[r * 2 * L + j] = j < valid ? c[r * ldc + j] : S(0);
+      c0[r] = ei::pload<P>(buf + r * 2 * L), c1[r] = ei::pload<P>(buf + r * 2 * L + L);
+    }
+  }
+  for (Index k = 0; k < kc; ++k, p += 2 * L) {
+    const P b0 = ei::ploadu<P>(p), b1 = ei::ploadu<P>(p + L);
+    for (int r = 0; r < M; ++r) {
+      const P ar = ei::pset1<P>(a[r * lda + k]);
+      c0[r] = ei::pmadd(ar, b0, c0[r]);
+      c1[r] = ei::pmadd(ar, b1, c1[r]);
+    }
+  }
+  for (int r = 0; r < M; ++r) {
+    if (full) {
+      ei::pstoreu(c + r * ldc, c0[r]), ei::pstoreu(c + r * ldc + L, c1[r]);
+    } else {
+      ei::pstore(buf + r * 2 * L, c0[r]), ei::pstore(buf + r * 2 * L + L, c1[r]);
+      std::copy_n(buf + r * 2 * L, valid, c + r * ldc);
+    }
+  }
+}
+
+// Panels [p0, p1) of C (m, ·) = A (m, K) · W, or += with accumulate.
+template <class S>
+void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, Index p0, Index p1,
+                        bool accumulate) {
+  constexpr Index L = simd_width<S>(), NR = 2 * L, MR = 6;
+  // K in blocks whose slice of a panel (kc·NR scalars) stays in L1 while every row
+  // tile reads it, and rows in blocks whose slice of A (mc·kc) stays in L2 while
+  // every panel reads it
+  constexpr Index KC = std::max<Index>(64, 16384 / Index(NR * sizeof(S)));
+  constexpr Index MC = std::max<Index>(MR, 131072 / Index(KC * sizeof(S)));
+  for (Index k0 = 0; k0 < w.K; k0 += KC) {
+    const Index kc = std::min(KC, w.K - k0);
+    const bool load_c = accumulate || k0 > 0;
+    for (Index i0 = 0; i0 < m; i0 += MC) {
+      const Index mc = std::min(MC, m - i0);
+      // rows in tiles of 5 or 6 where there are enough (a tile of fewer keeps too few sums in flight)
+      const Index tiles = (mc + MR - 1) / MR;
+      for (Index j = p0; j < p1; ++j) {
+        const S* panel = w.data.data() + j * NR * w.K + k0 * NR;
+        const Index valid = std::min(NR, w.N - j * NR);
+        for (Index t = 0; t < tiles; ++t) {
+          const Index i = i0 + mc * t / tiles, rows = i0 + mc * (t + 1) / tiles - i;
+          S* ct = c + i * ldc + j * NR;
+          const S* at = a + i * lda + k0;
+          switch (rows) {
+            case 6: tile_times<6>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
+            case 5: tile_times<5>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
+            case 4: tile_times<4>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
+            case 3: tile_times<3>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
+            case 2: tile_times<2>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
+            default: tile_times<1>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace detail
+
+/// Pack w (K, N) (any Eigen expression: a map, a transposed map) into panels of
+/// `width` columns (a multiple of the SIMD width).
+template <class S, class D>
+PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width) {
+  PackedMat<S> m;
+  m.K = w.rows(), m.N = w.cols(), m.width = width;
+  const Index panels = (m.N + width - 1) / width;
+  m.data.assign(std::size_t(panels * width * m.K), S(0));
+  S* out = m.data.data();
+  for (Index n0 = 0; n0 < m.N; n0 += width) {
+    const Index valid = std::min(width, m.N - n0);
+    for (Index k = 0; k < m.K; ++k, out += width)
+      for (Index j = 0; j < valid; ++j) out[j] = w(k, n0 + j);
+  }
+  return m;
+}
 
 /// Pack w (K, N), row-major with row stride ldw, for vec_mat.
 template <class S>
 PackedMat<S> pack_for_vec_mat(const S* w, Index K, Index N, Index ldw) {
-  constexpr Index L = detail::simd_width<S>();
-  PackedMat<S> m;
-  m.K = K, m.N = N;
-  m.data.assign(std::size_t(K * ((N + L - 1) / L * L)), S(0));
-  S* out = m.data.data();
-  for (Index n0 = 0; n0 < N; n0 += 4 * L) {
-    const Index valid = std::min(4 * L, N - n0), width = (valid + L - 1) / L * L;
-    for (Index k = 0; k < K; ++k, out += width) std::copy_n(w + k * ldw + n0, valid, out);
-  }
-  return m;
+  return pack_panels<S>(cmat(w, K, N, ldw), 4 * detail::simd_width<S>());
+}
+
+/// Pack w (K, N) for packed_gemm.
+template <class S, class D>
+PackedMat<S> pack_for_gemm(const Eigen::MatrixBase<D>& w) {
+  return pack_panels<S>(w, 2 * detail::simd_width<S>());
 }
 
 /// y (N) = x (K) · W, or y += x · W, with W packed by pack_for_vec_mat.
@@ -116,14 +208,15 @@ void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false) {
   for (Index n0 = 0; n0 < w.N; n0 += 4 * L) {
     const Index valid = std::min(4 * L, w.N - n0), np = (valid + L - 1) / L;
     switch (np) {
-      case 4: detail::panel_times<4>(y + n0, valid, x, p, w.K, accumulate); break;
-      case 3: detail::panel_times<3>(y + n0, valid, x, p, w.K, accumulate); break;
-      case 2: detail::panel_times<2>(y + n0, valid, x, p, w.K, accumulate); break;
-      default: detail::panel_times<1>(y + n0, valid, x, p, w.K, accumulate); break;
+      case 4: detail::panel_times<4>(y + n0, valid, x, p, 4 * L, w.K, accumulate); break;
+      case 3: detail::panel_times<3>(y + n0, valid, x, p, 4 * L, w.K, accumulate); break;
+      case 2: detail::panel_times<2>(y + n0, valid, x, p, 4 * L, w.K, accumulate); break;
+      default: detail::panel_times<1>(y + n0, valid, x, p, 4 * L, w.K, accumulate); break;
     }
-    p += w.K * np * L;
+    p += w.K * 4 * L;
   }
 }
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -133,6 +226,29 @@ constexpr double kParallelGemmWork = 1 << 20;
 
 // Multiply-adds from which a product goes to the plugged-in BLAS (blas.h), if any.
 constexpr double kBlasWork = 1 << 15;
+
+/// C (m, N) = A (m, K) · W, or C += A · W, with W packed by pack_for_gemm; A's
+/// rows lda apart, C's ldc. Threads split W's panels (each streams its own share
+/// of the weights) when the product is worth a team. Allocates nothing.
+template <class S>
+void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, bool accumulate = false) {
+  const Index panels = (w.N + w.width - 1) / w.width;
+  const double work = double(m) * double(w.N) * double(w.K);
+  const int nt = work >= kParallelGemmWork ? int(std::min<Index>(get_num_threads(), panels)) : 1;
+  if (nt <= 1 || m == 0) {
+    detail::packed_gemm_panels(c, ldc, a, lda, m, w, 0, panels, accumulate);
+    return;
+  }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+  {
+    const Index id = omp_get_thread_num(), k = omp_get_num_threads();
+    detail::packed_gemm_panels(c, ldc, a, lda, m, w, panels * id / k, panels * (id + 1) / k, accumulate);
+  }
+#else
+  detail::packed_gemm_panels(c, ldc, a, lda, m, w, 0, panels, accumulate);
+#endif
+}
 
 namespace detail {
 

@@ -28,82 +28,109 @@ struct GruCell {
 
   template <class S>
   static void forward(const StackSpec& s, const StepForward<S>& a) {
+    using namespace lane;
     const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
-    // r, z (and q for reset_after) for every row
-    parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index r) {
-      S* cache = a.cache + r * 4 * H;
-      auto rz = arr(cache, 2 * H);
-      rz = carr(a.xg + r * GH, 2 * H) + carr(a.hg + r * R, 2 * H);
-      if (a.b_hh) rz += carr(a.b_hh, 2 * H);
-      rz = sigmoid(rz);
-      auto q = arr(cache + 3 * H, H);
-      if (s.reset_after) {
-        q = carr(a.hg + r * R + 2 * H, H);  // W_hn h + b_hn
-        if (a.b_hh) q += carr(a.b_hh + 2 * H, H);
-      } else {
-        q = carr(cache, H) * carr(a.hprev + r * H, H);  // r⊙h
-      }
+    const bool after = s.reset_after;
+    auto bias = [&](auto v, Index k) {  // b_ih + b_hh (k < 2H) or b_in (k = 2H), element k
+      using V = decltype(v);
+      V b = set<V>(S(0));
+      if (a.b_ih) b = load<V>(a.b_ih + k);
+      if (a.b_hh && k < 2 * H) b = padd(b, load<V>(a.b_hh + k));
+      return b;
+    };
+    // r, z, and with reset_after the whole step; without, q = r⊙h_{t-1} for the product below
+    parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index row) {
+      const S* xg = a.xg + row * GH;
+      const S* hg = a.hg + row * R;
+      const S* hp = a.hprev + row * H;
+      S* cache = a.cache + row * 4 * H;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V r = sigmoid(padd(padd(load<V>(xg + j), load<V>(hg + j)), bias(v, j)));
+        const V z = sigmoid(padd(padd(load<V>(xg + H + j), load<V>(hg + H + j)), bias(v, H + j)));
+        if (after) {
+          V q = load<V>(hg + 2 * H + j);  // W_hn h + b_hn
+          if (a.b_hh) q = padd(q, load<V>(a.b_hh + 2 * H + j));
+          const V n = tanh(padd(padd(load<V>(xg + 2 * H + j), bias(v, 2 * H + j)), pmul(r, q)));
+          const V h = load<V>(hp + j);
+          store(a.m + row * H + j, pmadd(z, psub(h, n), n));  // (1-z)⊙n + z⊙h
+          if (a.training) store(cache + j, r), store(cache + H + j, z), store(cache + 2 * H + j, n), store(cache + 3 * H + j, q);
+        } else {
+          store(cache + j, r), store(cache + H + j, z);
+          store(cache + 3 * H + j, pmul(r, load<V>(hp + j)));
+        }
+      });
     });
-    if (!s.reset_after) {
-      // work = (r⊙h) W_hn^T : the one product that must wait for r
-      auto q = cmat(a.cache + 3 * H, a.b, H, 4 * H);
-      auto w_hn = cmat(a.w_hh + 2 * H * H, H, H).transpose();
-      if (a.realtime)
-        gemv_rows(mat(a.work, a.b, H), q, w_hn);
-      else
-        gemm(mat(a.work, a.b, H), q, w_hn);
-    }
-    parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index r) {
-      S* cache = a.cache + r * 4 * H;
-      auto rg = carr(cache, H), z = carr(cache + H, H);
-      auto n = arr(cache + 2 * H, H);
-      if (s.reset_after) {
-        n = (carr(a.xg + r * GH + 2 * H, H) + rg * carr(cache + 3 * H, H)).tanh();
-      } else {
-        n = carr(a.xg + r * GH + 2 * H, H) + carr(a.work + r * H, H);
-        if (a.b_hh) n += carr(a.b_hh + 2 * H, H);
-        n = n.tanh();
-      }
-      arr(a.m + r * H, H) = (1 - z) * n + z * carr(a.hprev + r * H, H);
+    if (after) return;
+    // work = (r⊙h) W_hn^T : the one product that must wait for r
+    auto q = cmat(a.cache + 3 * H, a.b, H, 4 * H);
+    auto w_hn = cmat(a.w_hh + 2 * H * H, H, H).transpose();
+    if (a.realtime)
+      gemv_rows(mat(a.work, a.b, H), q, w_hn);
+    else
+      gemm(mat(a.work, a.b, H), q, w_hn);
+    parallel_for(a.b, a.realtime ? 0 : a.b * H, [&](Index row) {
+      const S* xg = a.xg + row * GH;
+      const S* hp = a.hprev + row * H;
+      S* cache = a.cache + row * 4 * H;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        V x = padd(padd(load<V>(xg + 2 * H + j), bias(v, 2 * H + j)), load<V>(a.work + row * H + j));
+        if (a.b_hh) x = padd(x, load<V>(a.b_hh + 2 * H + j));
+        const V n = tanh(x), z = load<V>(cache + H + j), h = load<V>(hp + j);
+        store(a.m + row * H + j, pmadd(z, psub(h, n), n));
+        store(cache + 2 * H + j, n);
+      });
     });
   }
 
   template <class S>
   static void backward(const StackSpec& s, const StepBackward<S>& a) {
+    using namespace lane;
     const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
-    parallel_for(a.b, a.b * GH, [&](Index r) {
-      const S* cache = a.cache + r * 4 * H;
-      auto rg = carr(cache, H), z = carr(cache + H, H), n = carr(cache + 2 * H, H),
-           q = carr(cache + 3 * H, H);
-      auto hp = carr(a.hprev + r * H, H);
-      auto dm = carr(a.dm + r * H, H);
-      S* dx = a.dxg + r * GH;
-      S* dh = a.dhg + r * R;
-      auto dn = arr(dx + 2 * H, H);
-      arr(a.dhprev + r * H, H) = dm * z;                 // dL/dh_{t-1} (direct) = dm ⊙ z
-      arr(dx + H, H) = dm * (hp - n) * dsigmoid(z);      // dL/da_z = dm ⊙ (h_{t-1} - n) ⊙ σ'
-      dn = dm * (1 - z) * dtanh(n);                      // dL/da_n = dm ⊙ (1-z) ⊙ tanh'
-      arr(dh + H, H) = carr(dx + H, H);
-      if (s.reset_after) {
-        arr(dx, H) = dn * q * dsigmoid(rg);              // dL/da_r = dL/da_n ⊙ q ⊙ σ'
-        arr(dh, H) = carr(dx, H);
-        arr(dh + 2 * H, H) = dn * rg;                    // dL/d(W_hn h + b_hn) = dL/da_n ⊙ r
-      }
-    });
-    if (!s.reset_after) {
-      // work = dL/d(r⊙h) = dL/da_n W_hn
-      gemm(mat(a.work, a.b, H), cmat(a.dxg + 2 * H, a.b, H, GH), cmat(a.w_hh + 2 * H * H, H, H));
-      parallel_for(a.b, a.b * GH, [&](Index r) {
-        const S* cache = a.cache + r * 4 * H;
-        auto rg = carr(cache, H);
-        auto hp = carr(a.hprev + r * H, H);
-        auto drh = carr(a.work + r * H, H);
-        S* dx = a.dxg + r * GH;
-        arr(dx, H) = drh * hp * dsigmoid(rg);            // dL/da_r = dL/d(r⊙h) ⊙ h ⊙ σ'
-        arr(a.dhg + r * R, H) = carr(dx, H);
-        arr(a.dhprev + r * H, H) += drh * rg;            // dL/dh_{t-1} += dL/d(r⊙h) ⊙ r
+    const bool after = s.reset_after;
+    parallel_for(a.b, a.b * GH, [&](Index row) {
+      const S* cache = a.cache + row * 4 * H;
+      const S* hp = a.hprev + row * H;
+      const S* dm = a.dm + row * H;
+      S* dx = a.dxg + row * GH;
+      S* dh = a.dhg + row * R;
+      S* dhp = a.dhprev + row * H;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V r = load<V>(cache + j), z = load<V>(cache + H + j), n = load<V>(cache + 2 * H + j),
+                dmj = load<V>(dm + j);
+        store(dhp + j, pmul(dmj, z));                                         // dL/dh_{t-1} (direct) = dm ⊙ z
+        const V dz = pmul(pmul(dmj, psub(load<V>(hp + j), n)), dsigmoid(z));  // dL/da_z = dm ⊙ (h_{t-1} - n) ⊙ σ'
+        const V dn = pmul(psub(dmj, pmul(dmj, z)), dtanh(n));                 // dL/da_n = dm ⊙ (1-z) ⊙ tanh'
+        store(dx + H + j, dz), store(dh + H + j, dz);
+        store(dx + 2 * H + j, dn);
+        if (after) {
+          const V q = load<V>(cache + 3 * H + j);
+          const V dr = pmul(pmul(dn, q), dsigmoid(r));                        // dL/da_r = dL/da_n ⊙ q ⊙ σ'
+          store(dx + j, dr), store(dh + j, dr);
+          store(dh + 2 * H + j, pmul(dn, r));                                 // dL/d(W_hn h + b_hn) = dL/da_n ⊙ r
+        }
       });
-    }
+    });
+    if (after) return;
+    // work = dL/d(r⊙h) = dL/da_n W_hn
+    gemm(mat(a.work, a.b, H), cmat(a.dxg + 2 * H, a.b, H, GH), cmat(a.w_hh + 2 * H * H, H, H));
+    parallel_for(a.b, a.b * GH, [&](Index row) {
+      const S* r_ = a.cache + row * 4 * H;
+      const S* hp = a.hprev + row * H;
+      const S* drh = a.work + row * H;
+      S* dx = a.dxg + row * GH;
+      S* dh = a.dhg + row * R;
+      S* dhp = a.dhprev + row * H;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V r = load<V>(r_ + j), d = load<V>(drh + j);
+        const V dr = pmul(pmul(d, load<V>(hp + j)), dsigmoid(r));  // dL/da_r = dL/d(r⊙h) ⊙ h ⊙ σ'
+        store(dx + j, dr), store(dh + j, dr);
+        store(dhp + j, pmadd(d, r, load<V>(dhp + j)));              // dL/dh_{t-1} += dL/d(r⊙h) ⊙ r
+      });
+    });
   }
 
   // reset_after=false: the W_hn rows saw r⊙h, not h, so the driver's

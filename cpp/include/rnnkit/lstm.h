@@ -22,46 +22,57 @@ struct LstmCell {
 
   template <class S>
   static void forward(const StackSpec& s, const StepForward<S>& a) {
+    using namespace lane;
     const Index H = s.hidden_size, GH = 4 * H;
     parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index r) {
-      S* cache = a.cache + r * 5 * H;
-      auto gates = arr(cache, GH);  // pre-activations, then gates in place
-      gates = carr(a.xg + r * GH, GH) + carr(a.hg + r * GH, GH);
-      if (a.b_hh) gates += carr(a.b_hh, GH);
-      gates.head(2 * H) = sigmoid(gates.head(2 * H));        // i, f
-      gates.segment(2 * H, H) = gates.segment(2 * H, H).tanh();  // g
-      gates.tail(H) = sigmoid(gates.tail(H));                // o
-      auto i = gates.segment(0, H), f = gates.segment(H, H), g = gates.segment(2 * H, H),
-           o = gates.segment(3 * H, H);
-      auto c = arr(a.c + r * H, H);
-      arr(cache + GH, H) = c;  // c_{t-1}
-      c = f * c + i * g;
-      arr(a.m + r * H, H) = o * c.tanh();
+      const S* xg = a.xg + r * GH;
+      const S* hg = a.hg + r * GH;
+      S* c = a.c + r * H;
+      S* m = a.m + r * H;
+      S* cache = a.training ? a.cache + r * 5 * H : nullptr;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        auto pre = [&](Index k) {  // a_k = xg + hg + b_ih + b_hh, gate k's element j
+          V x = padd(load<V>(xg + k + j), load<V>(hg + k + j));
+          if (a.b_ih) x = padd(x, load<V>(a.b_ih + k + j));
+          if (a.b_hh) x = padd(x, load<V>(a.b_hh + k + j));
+          return x;
+        };
+        const V i = sigmoid(pre(0)), f = sigmoid(pre(H)), g = tanh(pre(2 * H)), o = sigmoid(pre(3 * H));
+        const V c_prev = load<V>(c + j), c_t = pmadd(f, c_prev, pmul(i, g));
+        store(c + j, c_t);
+        store(m + j, pmul(o, tanh(c_t)));
+        if (cache) {
+          store(cache + j, i), store(cache + H + j, f), store(cache + 2 * H + j, g), store(cache + 3 * H + j, o);
+          store(cache + GH + j, c_prev);
+        }
+      });
     });
   }
 
-  // Writes dL/da over the cache's gates, in an order that reads each gate
-  // before its slot is overwritten (work holds one H-vector of the row).
+  // Writes dL/da over the cache's gates (each element's gates are read before
+  // any is written).
   template <class S>
   static void backward(const StackSpec& s, const StepBackward<S>& a) {
+    using namespace lane;
     const Index H = s.hidden_size, GH = 4 * H;
     parallel_for(a.b, a.b * GH, [&](Index r) {
       const S* cache = a.cache + r * 5 * H;
-      auto i = carr(cache, H), f = carr(cache + H, H), g = carr(cache + 2 * H, H),
-           o = carr(cache + 3 * H, H), c_prev = carr(cache + GH, H);
-      auto dm = carr(a.dm + r * H, H);
-      auto dc = arr(a.dc + r * H, H);
-      auto work = arr(a.work + r * H, H);
+      const S* dm = a.dm + r * H;
+      S* dc = a.dc + r * H;
       S* dx = a.dxg + r * a.ld_dxg;
-      work = (f * c_prev + i * g).tanh();                 // tanh(c_t), recomputed
-      dc += dm * o * dtanh(work);                         // dL/dc_t += dm ⊙ o ⊙ tanh'(c_t)
-      arr(dx + 3 * H, H) = dm * work * dsigmoid(o);       // dL/da_o = dm ⊙ tanh(c_t) ⊙ σ'
-      work = dc * g * dsigmoid(i);                        // dL/da_i = dc ⊙ g ⊙ σ'  (i still needed)
-      arr(dx + 2 * H, H) = dc * i * dtanh(g);             // dL/da_g = dc ⊙ i ⊙ tanh'
-      arr(dx, H) = work;
-      work = dc * f;                                      // dL/dc_{t-1} = dc ⊙ f  (f still needed)
-      arr(dx + H, H) = dc * c_prev * dsigmoid(f);         // dL/da_f = dc ⊙ c_{t-1} ⊙ σ'
-      dc = work;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        const V i = load<V>(cache + j), f = load<V>(cache + H + j), g = load<V>(cache + 2 * H + j),
+                o = load<V>(cache + 3 * H + j), c_prev = load<V>(cache + GH + j), dmj = load<V>(dm + j);
+        const V tc = tanh(padd(pmul(f, c_prev), pmul(i, g)));           // tanh(c_t), recomputed
+        const V dct = padd(load<V>(dc + j), pmul(pmul(dmj, o), dtanh(tc)));  // dL/dc_t
+        store(dx + j, pmul(pmul(dct, g), dsigmoid(i)));               // dL/da_i = dc ⊙ g ⊙ σ'
+        store(dx + H + j, pmul(pmul(dct, c_prev), dsigmoid(f)));      // dL/da_f = dc ⊙ c_{t-1} ⊙ σ'
+        store(dx + 2 * H + j, pmul(pmul(dct, i), dtanh(g)));          // dL/da_g = dc ⊙ i ⊙ tanh'
+        store(dx + 3 * H + j, pmul(pmul(dmj, tc), dsigmoid(o)));      // dL/da_o = dm ⊙ tanh(c_t) ⊙ σ'
+        store(dc + j, pmul(dct, f));                                  // dL/dc_{t-1} = dc ⊙ f
+      });
     });
   }
 

@@ -20,32 +20,40 @@ struct RnnCell {
 
   template <class S>
   static void forward(const StackSpec& s, const StepForward<S>& a) {
+    using namespace lane;
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
     parallel_for(a.b, a.realtime ? 0 : a.b * H, [&](Index r) {
-      auto pre = arr(a.m + r * H, H);
-      pre = carr(a.xg + r * H, H) + carr(a.hg + r * H, H);
-      if (a.b_hh) pre += carr(a.b_hh, H);
-      if (relu_act)
-        pre = relu(pre);
-      else
-        pre = pre.tanh();
-      arr(a.cache + r * H, H) = pre;
+      const S* xg = a.xg + r * H;
+      const S* hg = a.hg + r * H;
+      S* m = a.m + r * H;
+      S* cache = a.training ? a.cache + r * H : nullptr;
+      for_lanes<S>(H, [&](auto v, Index j) {
+        using V = decltype(v);
+        V x = padd(load<V>(xg + j), load<V>(hg + j));
+        if (a.b_ih) x = padd(x, load<V>(a.b_ih + j));
+        if (a.b_hh) x = padd(x, load<V>(a.b_hh + j));
+        x = relu_act ? relu(x) : tanh(x);
+        store(m + j, x);
+        if (cache) store(cache + j, x);
+      });
     });
   }
 
   template <class S>
   static void backward(const StackSpec& s, const StepBackward<S>& a) {
+    using namespace lane;
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
     parallel_for(a.b, a.b * H, [&](Index r) {
-      auto h = carr(a.cache + r * H, H);
-      auto dm = carr(a.dm + r * H, H);
-      // dL/dpre = dL/dh ⊙ act'(pre)
-      if (relu_act)
-        arr(a.dxg + r * a.ld_dxg, H) = dm * drelu(h);
-      else
-        arr(a.dxg + r * a.ld_dxg, H) = dm * dtanh(h);
+      const S* h = a.cache + r * H;
+      const S* dm = a.dm + r * H;
+      S* dx = a.dxg + r * a.ld_dxg;
+      for_lanes<S>(H, [&](auto v, Index j) {  // dL/dpre = dL/dh ⊙ act'(pre)
+        using V = decltype(v);
+        const V hj = load<V>(h + j), dmj = load<V>(dm + j);
+        store(dx + j, relu_act ? drelu_times(hj, dmj) : pmul(dmj, dtanh(hj)));
+      });
     });
   }
 

@@ -4,10 +4,11 @@
 // direction over a packed sequence (packing.h):
 //
 //   forward                                        backward (t in reverse visiting order)
-//   XG = X W_ih^T + b_ih          one GEMM         dh  = dY_t + dh_state        (dh_state: from step t+1)
-//   for t:                                         dm  = dh (W_hr with proj)
+//   for t:                                         dh  = dY_t + dh_state        (dh_state: from step t+1)
+//     XG_t = X_t W_ih^T           a GEMM per few   dm  = dh (W_hr with proj)
+//                                 steps (packed W)
 //     hg = h_{t-1} W_hh[0:R]^T    one GEMM/step    cell backward -> dXG_t, dHG_t, dc
-//     m  = cell(XG_t, hg, c)                       dh_state = dHG_t W_hh[0:R] (+ direct)
+//     m  = cell(XG_t, hg, c)      (+ b_ih, b_hh)   dh_state = dHG_t W_hh[0:R] (+ direct)
 //     h_t = m  (m W_hr^T with proj)                then, over all steps at once:
 //                                                  dW_ih += dXG^T X,  dW_hh += dHG^T Hprev,
 //                                                  dW_hr += dH^T M,   dX += dXG W_ih
@@ -52,6 +53,9 @@ inline S* ptr(S* base, Index off) {
 //   h  (B, P)          in: h0 in packed order; out: h_n
 //   c  (B, H)          LSTM: in c0; out c_n
 //   cache              nullptr in eval mode
+// Rows of input projections direction_forward computes at a time.
+constexpr Index kProjectRows = 256;
+
 template <class Cell, class S>
 void direction_forward(const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
                        const Packing& pk, const S* X, S* Y, Index ldy, S* h, S* c, DirCache<S>* cache) {
@@ -64,9 +68,18 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   const S* b_hh = ptr(params, dp.b_hh);
   const S* w_hr = ptr(params, dp.w_hr);
 
-  Mat<S> xg(N, GH);  // (N, G·H) input projections of every step
-  gemm(mat(xg.data(), N, GH), cmat(X, N, I), cmat(w_ih, GH, I).transpose());
-  if (b_ih) xg.rowwise() += crow(b_ih, GH);
+  // The weights every step multiplies by, packed once for the whole sequence.
+  const PackedMat<S> w_in = pack_for_gemm<S>(cmat(w_ih, GH, I).transpose());
+  const PackedMat<S> w_rec = pack_for_gemm<S>(cmat(w_hh, R, P).transpose());
+  PackedMat<S> w_proj;
+  if (w_hr) w_proj = pack_for_gemm<S>(cmat(w_hr, P, H).transpose());
+
+  // Input projections x_t W_ih^T of the next few steps at a time, packed rows
+  // [lo, hi) (the cell adds the biases): a block of up to kProjectRows rows,
+  // reused, which stays in cache, where all N rows at once would be a fresh
+  // (N, G·H) array, G times the size of the layer's output.
+  Mat<S> xg(std::min(N, std::max(B, kProjectRows)), GH);
+  Index lo = 0, hi = 0;
 
   Mat<S> hg(B, R), m(B, H), work(B, H);
   Mat<S> scratch;  // (B, C) the cell's cache in eval mode, overwritten every step
@@ -80,28 +93,41 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
 
   for (Index step = 0; step < T; ++step) {
     const Index t = reverse ? T - 1 - step : step, b = pk.batch[t], o = pk.offset[t];
+    if (o < lo || o + b > hi) {  // project the steps from this one on, as many as fit
+      Index end = step, rows = 0;
+      for (; end < T; ++end) {
+        const Index bt = pk.batch[reverse ? T - 1 - end : end];
+        if (rows > 0 && rows + bt > xg.rows()) break;
+        rows += bt;
+      }
+      lo = reverse ? pk.offset[T - end] : o;  // reverse: the block ends with this step's rows
+      hi = lo + rows;
+      packed_gemm(xg.data(), GH, X + lo * I, I, rows, w_in);
+    }
     const S* hp = h;
     if (cache) {  // keep h_{t-1} for backward; rows past b_{t+1} still hold h0 (reverse)
       mat(cache->hprev.data() + o * P, b, P) = cmat(h, b, P);
       hp = cache->hprev.data() + o * P;
     }
-    gemm(mat(hg.data(), b, R), cmat(hp, b, P), cmat(w_hh, R, P).transpose());
+    packed_gemm(hg.data(), R, hp, P, b, w_rec);
 
     StepForward<S> a;
     a.b = b;
-    a.xg = xg.data() + o * GH;
+    a.xg = xg.data() + (o - lo) * GH;
     a.hg = hg.data();
+    a.b_ih = b_ih;
     a.b_hh = b_hh;
     a.w_hh = w_hh;
     a.hprev = hp;
     a.c = c;
     a.cache = cache ? cache->cache.data() + o * C : scratch.data();
+    a.training = cache != nullptr;
     a.m = (cache && w_hr) ? cache->m.data() + o * H : m.data();
     a.work = work.data();
     Cell::forward(s, a);
 
     if (w_hr)
-      gemm(mat(h, b, P), cmat(a.m, b, H), cmat(w_hr, P, H).transpose());
+      packed_gemm(h, P, a.m, H, b, w_proj);
     else
       mat(h, b, P) = cmat(a.m, b, H);
     mat(Y + o * ldy, b, P, ldy) = cmat(h, b, P);
@@ -137,6 +163,9 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
   Mat<S> dH;                             // (N, P)   dL/dh_t, kept for dW_hr (proj only)
   if (w_hr) dH.resize(N, P);
   Mat<S> dh_t(B, P), dm(B, H), dhprev(B, P), work(B, H);
+  const PackedMat<S> w_rec = pack_for_gemm<S>(cmat(w_hh, R, P));
+  PackedMat<S> w_proj;
+  if (w_hr) w_proj = pack_for_gemm<S>(cmat(w_hr, P, H));
 
   for (Index step = 0; step < T; ++step) {
     const Index t = reverse ? step : T - 1 - step, b = pk.batch[t], o = pk.offset[t];
@@ -144,7 +173,7 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
     mat(dht, b, P) = cmat(dY + o * ldy, b, P, ldy) + cmat(dh, b, P);
     const S* dmt = dht;
     if (w_hr) {  // h_t = m_t W_hr^T  ->  dL/dm_t = dL/dh_t W_hr
-      gemm(mat(dm.data(), b, H), cmat(dht, b, P), cmat(w_hr, P, H));
+      packed_gemm(dm.data(), H, dht, P, b, w_proj);
       dmt = dm.data();
     }
 
@@ -163,7 +192,7 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
     Cell::backward(s, a);
 
     // dL/dh_{t-1} = dHG_t W_hh[0:R] (+ the cell's direct part)
-    gemm(mat(dh, b, P), cmat(a.dhg, b, R, ldh), cmat(w_hh, R, P));
+    packed_gemm(dh, P, a.dhg, ldh, b, w_rec);
     if (Cell::direct_dh) mat(dh, b, P) += cmat(dhprev.data(), b, P);
   }
 
