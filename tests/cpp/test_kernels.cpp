@@ -1,0 +1,125 @@
+// The products on packed weights (gemm.h: packed_gemm, vec_mat) and the lane
+// arithmetic of the cells (activations.h: for_lanes), against plain loops in
+// long double: every tile size, partial panels, K past one cache block,
+// strided operands, accumulate, float and double, 1 and 2 threads.
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "check.h"
+#include "rnnkit/activations.h"
+#include "rnnkit/gemm.h"
+
+using rnnkit::Index;
+
+namespace {
+
+template <class S>
+std::vector<S> random_vector(std::size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<S> v(n);
+  for (auto& x : v) x = S(u(rng));
+  return v;
+}
+
+// C (m, n) ldc = [C +] A (m, k) lda · W (k, n) ldw, the plain way
+template <class S>
+std::vector<long double> reference(const std::vector<S>& c, Index ldc, const std::vector<S>& a, Index lda,
+                                   const std::vector<S>& w, Index ldw, Index m, Index k, Index n, bool accumulate) {
+  std::vector<long double> out(std::size_t(m * ldc));
+  for (Index i = 0; i < m; ++i)
+    for (Index j = 0; j < ldc; ++j) {
+      long double sum = (accumulate || j >= n) ? c[i * ldc + j] : 0.0L;
+      if (j < n)
+        for (Index p = 0; p < k; ++p) sum += (long double)a[i * lda + p] * w[p * ldw + j];
+      out[i * ldc + j] = sum;
+    }
+  return out;
+}
+
+template <class S>
+void check_packed_gemm(int threads) {
+  rnnkit::set_num_threads(threads);
+  std::mt19937 rng(7);
+  const double tol = std::is_same_v<S, float> ? 2e-5 : 1e-13;
+  int cases = 0;
+  for (Index m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 64, 131, 300})
+    for (Index k : {1, 3, 17, 300, 700})
+      for (Index n : {1, 7, 8, 15, 16, 17, 33, 200})
+        for (bool accumulate : {false, true}) {
+          if (m * k * n > 3000000) continue;
+          const Index lda = k + 3, ldc = n + 2, ldw = n + 1;
+          auto a = random_vector<S>(std::size_t(m * lda), rng), w = random_vector<S>(std::size_t(k * ldw), rng),
+               c = random_vector<S>(std::size_t(m * ldc), rng);
+          const auto want = reference(c, ldc, a, lda, w, ldw, m, k, n, accumulate);
+          auto packed = rnnkit::pack_for_gemm<S>(rnnkit::cmat(w.data(), k, n, ldw));
+          rnnkit::packed_gemm(c.data(), ldc, a.data(), lda, m, packed, accumulate);
+          double worst = 0;
+          for (std::size_t i = 0; i < c.size(); ++i)
+            worst = std::max(worst, double(std::fabs(c[i] - want[i]) / (1 + std::fabs(want[i]))));
+          if (worst > tol) std::printf("  m=%ld k=%ld n=%ld acc=%d: error %g\n", long(m), long(k), long(n), accumulate, worst);
+          CHECK(worst <= tol);
+          ++cases;
+        }
+  CHECK(cases > 500);
+  rnnkit::set_num_threads(1);
+}
+
+template <class S>
+void check_vec_mat() {
+  std::mt19937 rng(8);
+  const double tol = std::is_same_v<S, float> ? 2e-5 : 1e-13;
+  for (Index k : {1, 2, 5, 64, 129})
+    for (Index n : {1, 3, 8, 31, 32, 33, 100})
+      for (bool accumulate : {false, true}) {
+        const Index ldw = n + 5;
+        auto x = random_vector<S>(std::size_t(k), rng), w = random_vector<S>(std::size_t(k * ldw), rng),
+             y = random_vector<S>(std::size_t(n), rng);
+        const auto want = reference(y, n, x, k, w, ldw, 1, k, n, accumulate);
+        auto packed = rnnkit::pack_for_vec_mat(w.data(), k, n, ldw);
+        rnnkit::vec_mat(y.data(), x.data(), packed, accumulate);
+        for (Index j = 0; j < n; ++j) CHECK(std::fabs(y[j] - want[j]) <= tol * (1 + std::fabs(want[j])));
+      }
+}
+
+// Every element of every length goes through the packet body or the scalar
+// tail; both must give σ and tanh (and the derivative helpers) to float precision.
+template <class S>
+void check_lanes() {
+  using namespace rnnkit::lane;
+  const double tol = std::is_same_v<S, float> ? 1e-6 : 1e-14;
+  for (Index n = 0; n <= 37; ++n) {
+    std::vector<S> x(n), sig(n, S(-7)), th(n, S(-7)), ds(n, S(-7)), dt(n, S(-7)), rl(n, S(-7));
+    for (Index i = 0; i < n; ++i) x[i] = S(-20 + 40.0 * i / 37.0 + 0.1);
+    rnnkit::for_lanes<S>(n, [&](auto v, Index j) {
+      using V = decltype(v);
+      const V xv = load<V>(x.data() + j);
+      store(sig.data() + j, sigmoid(xv));
+      store(th.data() + j, rnnkit::lane::tanh(xv));
+      store(ds.data() + j, dsigmoid(sigmoid(xv)));
+      store(dt.data() + j, dtanh(rnnkit::lane::tanh(xv)));
+      store(rl.data() + j, relu(xv));
+    });
+    for (Index i = 0; i < n; ++i) {
+      const long double xi = x[i], s = 1 / (1 + std::exp(-xi)), t = std::tanh(xi);
+      CHECK(std::fabs(sig[i] - s) <= tol);
+      CHECK(std::fabs(th[i] - t) <= tol);
+      CHECK(std::fabs(ds[i] - s * (1 - s)) <= tol);
+      CHECK(std::fabs(dt[i] - (1 - t * t)) <= 4 * tol);
+      CHECK(rl[i] == (x[i] > 0 ? x[i] : S(0)));
+    }
+  }
+}
+
+}  // namespace
+
+TEST(packed_gemm_float_one_thread) { check_packed_gemm<float>(1); }
+TEST(packed_gemm_float_two_threads) { check_packed_gemm<float>(2); }
+TEST(packed_gemm_double_two_threads) { check_packed_gemm<double>(2); }
+TEST(vec_mat_float) { check_vec_mat<float>(); }
+TEST(vec_mat_double) { check_vec_mat<double>(); }
+TEST(lanes_float) { check_lanes<float>(); }
+TEST(lanes_double) { check_lanes<double>(); }
+
+int main() { return check::run_all(); }
