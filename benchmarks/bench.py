@@ -249,9 +249,17 @@ def cpp_stream_latency(cells: tuple = ("LSTM", "GRU"), sizes: tuple = (8, 16, 32
             out = subprocess.run([str(exe), "--" + cell.lower(), str(H), "--steps", "20000"],
                                  check=True, capture_output=True, text=True).stdout
             m = re.search(r"median (\d+) ns, p99 (\d+) ns", out)
-            assert m, out
-            rows.append({"cell": cell, "size": H, "median_ns": int(m.group(1)), "p99_ns": int(m.group(2))})
+            blk = re.search(r"steps in blocks of 100: median (\d+) ns per step", out)
+            assert m and blk, out
+            rows.append({"cell": cell, "size": H, "median_ns": int(m.group(1)), "p99_ns": int(m.group(2)),
+                         "block_ns": int(blk.group(1))})
     return rows
+
+
+# RTNeural's per-step figures quoted in the performance issue (ns, batch 1, input 1;
+# Eigen backend on an AVX-512 Zen 4: another machine, so a reference, not a same-run ratio).
+RTNEURAL_NS = {"LSTM": {8: 75, 16: 103, 32: 202, 64: 798, 128: 2850},
+               "GRU": {8: 82, 16: 94, 32: 184, 64: 594, 128: 2010}}
 
 
 def print_streaming(results: list[dict], cpp: list[dict]) -> None:
@@ -260,13 +268,16 @@ def print_streaming(results: list[dict], cpp: list[dict]) -> None:
     if not python and not cpp:
         return
     print("\n## Streaming, batch 1, input 1: per-step latency (1 thread)")
-    print("| cell | hidden | C++ Stream::step median | p99 | Python stream.step | PyTorch cell call | PyTorch/Python |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| cell | hidden | C++ Stream::step median | p99 | C++ in blocks of 100 | RTNeural (quoted) | "
+          "Python stream.step | PyTorch cell call | PyTorch/Python |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = sorted(set(python) | {(r["cell"], r["size"]) for r in cpp}, key=lambda k: (k[0] != "LSTM", k[1]))
     for cell, H in keys:
         c = next((r for r in cpp if r["cell"] == cell and r["size"] == H), None)
         p = python.get((cell, H))
-        cpp_cols = f"{c['median_ns']} ns | {c['p99_ns']} ns" if c else " | "
+        rtn = RTNEURAL_NS.get(cell, {}).get(H)
+        cpp_cols = (f"{c['median_ns']} ns | {c['p99_ns']} ns | {c['block_ns']} ns | " + (f"{rtn} ns" if rtn else "")
+                    if c else " | | | ")
         py_cols = f"{p['ms']['rnnkit']:.2f} us | {p['ms']['torch']:.2f} us | {p['ratio']['torch']:.1f}" if p else " | | "
         print(f"| {cell} | {H} | {cpp_cols} | {py_cols} |")
 

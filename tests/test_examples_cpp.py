@@ -172,6 +172,7 @@ def test_stream_latency(examples: Examples, weather_model: Path, mode: list) -> 
     assert 0 < median <= p99, out
     assert int(match.group(3)) == 2000
     assert int(match.group(4)) == (2 if "--batch" in mode else 1)
+    assert float(_find(rf"steps in blocks of 100: median {NUMBER} ns per step", out).group(1)) > 0
     assert float(_find(rf"throughput: {NUMBER} steps/s", out).group(1)) > 0
 
 

@@ -1,15 +1,26 @@
 #pragma once
-// Every matrix product in rnnkit goes through gemm(): C = A·B or C += A·B, on
-// Eigen's kernel, or on a BLAS plugged in at run time (blas.h) when one is.
+// Every matrix product in rnnkit is here. Two kinds:
+//
+// - Products by a weight matrix that stays fixed over many calls (the recurrent
+//   driver's per-step h_{t-1}·W_hh^T, its input projections and projection, the
+//   streaming step's products): the weights are packed once into panels
+//   (PackedMat) and multiplied by our own register-tiled kernels, packed_gemm for
+//   a matrix and vec_mat for one row. A general GEMM repacks the weights on
+//   every call, which on a recurrent step of batch 64 costs more than the tile
+//   arithmetic it feeds (OpenBLAS: 64-84 GFLOP/s on the per-step shapes where
+//   packed_gemm runs at 86-96 on this project's Zen 3, 1 thread).
+// - Everything else (the weight gradients over all steps, dX, the heads) goes
+//   through gemm(): C = A·B or C += A·B on Eigen's kernel, or on a BLAS plugged
+//   in at run time (blas.h) when one is.
 //
 // Threads are ours, not Eigen's: a product big enough to pay for a thread team
-// is split along C's larger dimension into one block per thread, and each
-// thread runs Eigen's single-threaded kernel on its block. (Eigen's own
-// threading starts a team for products of a few hundred thousand
-// multiply-adds, which costs more than it saves on a recurrent step and is
-// ruinous when the cores are shared.) Splitting a per-step product
-// h_{t-1}·W_hh^T by columns also gives each thread its own slice of W_hh, so
-// the weights are streamed once, not once per thread.
+// is split into one block per thread (packed_gemm: by panels of W's columns;
+// gemm: along C's larger dimension), and each thread runs a single-threaded
+// kernel on its block. (Eigen's own threading starts a team for products of a
+// few hundred thousand multiply-adds, which costs more than it saves on a
+// recurrent step and is ruinous when the cores are shared.) Splitting by
+// columns also gives each thread its own slice of W_hh, so the weights are
+// streamed once, not once per thread.
 
 #include <algorithm>
 #include <type_traits>
@@ -71,21 +82,42 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
   namespace ei = Eigen::internal;
   using P = typename ei::packet_traits<S>::type;
   constexpr Index L = simd_width<S>();
+  const bool full = valid == NP * L;
   alignas(64) S buf[NP * L];
-  for (Index j = 0; j < NP * L; ++j) buf[j] = (accumulate && j < valid) ? y[j] : S(0);
+  const S* y0 = y;  // where the sums start: y, or y's valid columns zero-padded in buf
+  if (accumulate && !full) {
+    for (Index j = 0; j < NP * L; ++j) buf[j] = j < valid ? y[j] : S(0);
+    y0 = buf;
+  }
   // Named accumulators, not an array: GCC keeps an array of packets on the stack.
-  P a0 = ei::pload<P>(buf), a1 = a0, a2 = a0, a3 = a0;
-  if constexpr (NP > 1) a1 = ei::pload<P>(buf + L);
-  if constexpr (NP > 2) a2 = ei::pload<P>(buf + 2 * L);
-  if constexpr (NP > 3) a3 = ei::pload<P>(buf + 3 * L);
-  for (Index k = 0; k < K; ++k, p += ps) {
+  // Two sets, for even and odd k, so 2·NP multiply-adds are in flight at once
+  // (a short K is latency-bound otherwise).
+  const P zero = ei::pset1<P>(S(0));
+  P a0 = accumulate ? ei::ploadu<P>(y0) : zero, a1 = zero, a2 = zero, a3 = zero;
+  if constexpr (NP > 1) a1 = accumulate ? ei::ploadu<P>(y0 + L) : zero;
+  if constexpr (NP > 2) a2 = accumulate ? ei::ploadu<P>(y0 + 2 * L) : zero;
+  if constexpr (NP > 3) a3 = accumulate ? ei::ploadu<P>(y0 + 3 * L) : zero;
+  P e0 = zero, e1 = zero, e2 = zero, e3 = zero;
+  Index k = 0;
+  for (; k + 1 < K; k += 2, p += 2 * ps) {
+    const P xk = ei::pset1<P>(x[k]), xn = ei::pset1<P>(x[k + 1]);
+    a0 = ei::pmadd(xk, ei::ploadu<P>(p), a0);
+    e0 = ei::pmadd(xn, ei::ploadu<P>(p + ps), e0);
+    if constexpr (NP > 1) a1 = ei::pmadd(xk, ei::ploadu<P>(p + L), a1), e1 = ei::pmadd(xn, ei::ploadu<P>(p + ps + L), e1);
+    if constexpr (NP > 2)
+      a2 = ei::pmadd(xk, ei::ploadu<P>(p + 2 * L), a2), e2 = ei::pmadd(xn, ei::ploadu<P>(p + ps + 2 * L), e2);
+    if constexpr (NP > 3)
+      a3 = ei::pmadd(xk, ei::ploadu<P>(p + 3 * L), a3), e3 = ei::pmadd(xn, ei::ploadu<P>(p + ps + 3 * L), e3);
+  }
+  if (k < K) {
     const P xk = ei::pset1<P>(x[k]);
     a0 = ei::pmadd(xk, ei::ploadu<P>(p), a0);
     if constexpr (NP > 1) a1 = ei::pmadd(xk, ei::ploadu<P>(p + L), a1);
     if constexpr (NP > 2) a2 = ei::pmadd(xk, ei::ploadu<P>(p + 2 * L), a2);
     if constexpr (NP > 3) a3 = ei::pmadd(xk, ei::ploadu<P>(p + 3 * L), a3);
   }
-  S* out = valid == NP * L ? y : buf;
+  a0 = ei::padd(a0, e0), a1 = ei::padd(a1, e1), a2 = ei::padd(a2, e2), a3 = ei::padd(a3, e3);
+  S* out = full ? y : buf;
   ei::pstoreu(out, a0);
   if constexpr (NP > 1) ei::pstoreu(out + L, a1);
   if constexpr (NP > 2) ei::pstoreu(out + 2 * L, a2);
