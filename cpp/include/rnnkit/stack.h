@@ -31,7 +31,8 @@ struct SeqArgs {
   S* c_n = nullptr;                       // (D·L, B, H), LSTM, or nullptr if not wanted
 };
 
-/// The caller's arrays for one backward call.
+/// The caller's arrays for one backward call. The outputs must not overlap the inputs
+/// (grad_x is written while grad_out is still being read).
 template <class S>
 struct SeqGradArgs {
   const S* grad_out = nullptr;  // as out, or nullptr for zeros
@@ -127,12 +128,28 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
   const Packing& pk = cache.pack;
   const Index N = pk.rows(), B = pk.B;
 
-  Mat<S> dY = Mat<S>::Zero(N, DP);  // (N, D·P) dL/dY of the layer being visited
-  if (g.grad_out) pk.gather(g.grad_out, cache.batch_first, DP, dY.data());
+  // Where the caller's arrays are already packed (time-major, no lengths), the top
+  // layer reads grad_out and the bottom one accumulates into grad_x in place: two
+  // (N, ·) buffers fewer at the step's peak memory.
+  const bool direct = pk.trivial && !cache.batch_first;
+  Mat<S> dY;  // (N, D·P) dL/dY of the layer being visited, unless it is grad_out itself
+  const S* dYp = g.grad_out;
+  if (!direct || !g.grad_out) {
+    dY.setZero(N, DP);
+    if (g.grad_out) pk.gather(g.grad_out, cache.batch_first, DP, dY.data());
+    dYp = dY.data();
+  }
   Mat<S> dX, dh(B, P), dc(Cell::has_c ? B : 0, H);
   for (Index l = L - 1; l >= 0; --l) {
     const Index I = s.layer_input_size(l);
-    dX.setZero(N, I);
+    S* dXp;
+    if (l == 0 && direct && g.grad_x) {
+      dXp = g.grad_x;
+      mat(dXp, N, I).setZero();
+    } else {
+      dX.setZero(N, I);
+      dXp = dX.data();
+    }
     for (Index d = 0; d < D; ++d) {
       const Index k = l * D + d;
       if (g.grad_h_n) pk.gather_state(g.grad_h_n + k * B * P, P, dh.data());
@@ -142,16 +159,17 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
         else dc.setZero();
       }
       direction_backward<Cell>(s, params, grads, s.dir_params(l, d), d == 1, pk, cache.inputs[l].data(),
-                               cache.dirs[k], dY.data() + d * P, DP, dh.data(), dc.data(), dX.data());
+                               cache.dirs[k], dYp + d * P, DP, dh.data(), dc.data(), dXp);
       if (g.grad_h0) pk.scatter_state(dh.data(), P, g.grad_h0 + k * B * P);
       if (Cell::has_c && g.grad_c0) pk.scatter_state(dc.data(), H, g.grad_c0 + k * B * H);
     }
     if (l > 0) {
       if (!cache.masks[l - 1].size()) dY = std::move(dX);
       else dY = dX.cwiseProduct(cache.masks[l - 1]);  // dL/dY_{l-1} = dL/dX_l ⊙ mask
+      dYp = dY.data();
     }
   }
-  if (g.grad_x) pk.scatter(dX.data(), cache.batch_first, s.input_size, g.grad_x);
+  if (g.grad_x && !direct) pk.scatter(dX.data(), cache.batch_first, s.input_size, g.grad_x);
 }
 
 // Entry points for the Python bindings and C++ users: dispatch on spec.cell.
