@@ -42,22 +42,14 @@ GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 
 def timeit(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
     """Median wall time of fn() in milliseconds."""
-    return timeit_side_by_side({"fn": fn}, repeats, warmup)["fn"]
-
-
-def timeit_side_by_side(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median wall time of each fn() in milliseconds, the repeats taken in turn (one call of
-    each, then again), so a slow spell of a shared machine falls on every library alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(warmup):
+        fn()
+    times = []
     for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append((time.perf_counter() - t) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
 
 
 def gemm_peak(repeats: int) -> float:
@@ -150,9 +142,9 @@ def worker(args: argparse.Namespace) -> dict:
                 sess = onnx_session(cell, sd, I, H, n)
                 lens = np.full(B, T, dtype=np.int32)
                 with torch.no_grad():
-                    times = timeit_side_by_side({"rnnkit": lambda: rm(x), "torch": lambda: tm(xt),
-                                                 "onnxruntime": lambda: sess.run(None, {"X": x, "lens": lens})},
-                                                args.repeats)
+                    times = {"rnnkit": timeit(lambda: rm(x), args.repeats),
+                             "torch": timeit(lambda: tm(xt), args.repeats),
+                             "onnxruntime": timeit(lambda: sess.run(None, {"X": x, "lens": lens}), args.repeats)}
                 record("inference", cell, size, fwd_flops, times)
             if "training" in args.cases:
                 rm.train()
@@ -168,7 +160,7 @@ def worker(args: argparse.Namespace) -> dict:
                     out, _ = tm(xg)
                     out.backward(got)
 
-                times = timeit_side_by_side({"rnnkit": rk_step, "torch": torch_step}, args.repeats)
+                times = {"rnnkit": timeit(rk_step, args.repeats), "torch": timeit(torch_step, args.repeats)}
                 record("training", cell, size, 3 * fwd_flops, times)
             if "lengths" in args.cases:
                 lengths = rng.integers(10, 101, size=B)
@@ -179,9 +171,9 @@ def worker(args: argparse.Namespace) -> dict:
 
                 rm.eval()
                 with torch.no_grad():
-                    t = timeit_side_by_side({"rk": lambda: rm(x, lengths=lengths), "pad": lambda: rm(x),
-                                             "torch": lambda: tm(packed_in())}, args.repeats)
-                    t_rk, t_pad, t_torch = t["rk"], t["pad"], t["torch"]
+                    t_rk = timeit(lambda: rm(x, lengths=lengths), args.repeats)
+                    t_pad = timeit(lambda: rm(x), args.repeats)
+                    t_torch = timeit(lambda: tm(packed_in()), args.repeats)
                 record("lengths-inference", cell, size, fwd_flops * frac, {"rnnkit": t_rk, "torch": t_torch},
                        rnnkit_padded_ms=t_pad, real_fraction=float(frac),
                        target_ms=t_pad * frac * 1.1)
@@ -206,8 +198,8 @@ def worker(args: argparse.Namespace) -> dict:
                         for _ in range(steps):
                             state["t"] = tcell(xst, state["t"])
 
-                us = {k: v * 1e3 / steps for k, v in
-                      timeit_side_by_side({"rnnkit": rk_steps, "torch": torch_steps}, max(3, args.repeats // 3)).items()}
+                us = {"rnnkit": timeit(rk_steps, max(3, args.repeats // 3)) * 1e3 / steps,
+                      "torch": timeit(torch_steps, max(3, args.repeats // 3)) * 1e3 / steps}
                 record("streaming-python", cell, H, 2.0 * GATES[cell] * H * (1 + H) * 1e-3,
                        us, unit="us per step")
     return {"threads": n, "rows": rows}
