@@ -58,8 +58,14 @@ def gemm_peak(repeats: int) -> float:
     n = 2048
     a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
     b = a.T.copy()
-    ms = timeit(lambda: a @ b, repeats)
-    return 2 * n**3 / ms / 1e6
+    for _ in range(2):
+        a @ b
+    best = float("inf")  # a peak is the best the machine does: the fastest of 3x the repeats,
+    for _ in range(3 * repeats):  # not a median, which a busy spell of a shared machine drags down
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
 
 
 def onnx_session(cell: str, state_dict: dict, I: int, H: int, threads: int) -> Any:
