@@ -204,17 +204,20 @@ void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, Index m, const P
 }  // namespace detail
 
 /// Pack w (K, N) (any Eigen expression: a map, a transposed map) into panels of
-/// `width` columns (a multiple of the SIMD width).
+/// `width` columns (a multiple of the SIMD width). The last panel is zero-padded
+/// to a multiple of `last_unit` columns (width: every panel the same size, as
+/// packed_gemm indexes them; the SIMD width: no full panel of padding behind a
+/// narrow matrix such as a one-output head, as vec_mat reads them).
 template <class S, class D>
-PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width) {
+PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width, Index last_unit) {
   PackedMat<S> m;
   m.K = w.rows(), m.N = w.cols(), m.width = width;
-  const Index panels = (m.N + width - 1) / width;
-  m.data.assign(std::size_t(panels * width * m.K), S(0));
+  const Index cols = m.N / width * width + (m.N % width + last_unit - 1) / last_unit * last_unit;
+  m.data.assign(std::size_t(cols * m.K), S(0));
   S* out = m.data.data();
   for (Index n0 = 0; n0 < m.N; n0 += width) {
-    const Index valid = std::min(width, m.N - n0);
-    for (Index k = 0; k < m.K; ++k, out += width)
+    const Index valid = std::min(width, m.N - n0), stride = std::min(width, cols - n0);
+    for (Index k = 0; k < m.K; ++k, out += stride)
       for (Index j = 0; j < valid; ++j) out[j] = w(k, n0 + j);
   }
   return m;
@@ -223,13 +226,13 @@ PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width) {
 /// Pack w (K, N), row-major with row stride ldw, for vec_mat.
 template <class S>
 PackedMat<S> pack_for_vec_mat(const S* w, Index K, Index N, Index ldw) {
-  return pack_panels<S>(cmat(w, K, N, ldw), 4 * detail::simd_width<S>());
+  return pack_panels<S>(cmat(w, K, N, ldw), 4 * detail::simd_width<S>(), detail::simd_width<S>());
 }
 
 /// Pack w (K, N) for packed_gemm.
 template <class S, class D>
 PackedMat<S> pack_for_gemm(const Eigen::MatrixBase<D>& w) {
-  return pack_panels<S>(w, 2 * detail::simd_width<S>());
+  return pack_panels<S>(w, 2 * detail::simd_width<S>(), 2 * detail::simd_width<S>());
 }
 
 /// y (N) = x (K) · W, or y += x · W, with W packed by pack_for_vec_mat.
@@ -240,12 +243,12 @@ void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false) {
   for (Index n0 = 0; n0 < w.N; n0 += 4 * L) {
     const Index valid = std::min(4 * L, w.N - n0), np = (valid + L - 1) / L;
     switch (np) {
-      case 4: detail::panel_times<4>(y + n0, valid, x, p, 4 * L, w.K, accumulate); break;
-      case 3: detail::panel_times<3>(y + n0, valid, x, p, 4 * L, w.K, accumulate); break;
-      case 2: detail::panel_times<2>(y + n0, valid, x, p, 4 * L, w.K, accumulate); break;
-      default: detail::panel_times<1>(y + n0, valid, x, p, 4 * L, w.K, accumulate); break;
+      case 4: detail::panel_times<4>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      case 3: detail::panel_times<3>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      case 2: detail::panel_times<2>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      default: detail::panel_times<1>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
     }
-    p += w.K * 4 * L;
+    p += w.K * np * L;
   }
 }
 
