@@ -47,15 +47,15 @@ inline S* ptr(S* base, Index off) {
 
 }  // namespace detail
 
+// Rows of input projections direction_forward computes at a time.
+constexpr Index kProjectRows = 256;
+
 // One layer-direction forward.
 //   X  (N, I)          the layer's packed input
 //   Y  (N, ·) ld ldy   out: h_t of every packed row (this direction's columns)
 //   h  (B, P)          in: h0 in packed order; out: h_n
 //   c  (B, H)          LSTM: in c0; out c_n
 //   cache              nullptr in eval mode
-// Rows of input projections direction_forward computes at a time.
-constexpr Index kProjectRows = 256;
-
 template <class Cell, class S>
 void direction_forward(const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
                        const Packing& pk, const S* X, S* Y, Index ldy, S* h, S* c, DirCache<S>* cache) {
