@@ -153,8 +153,7 @@ struct TensorTable {
 // w (rows, cols) row-major, transposed and packed for vec_mat: x (rows) · w^T... as x (cols) -> (rows)
 template <class S>
 PackedMat<S> packed_transpose(const S* w, Index rows, Index cols) {
-  Mat<S> t = cmat(w, rows, cols).transpose();
-  return pack_for_vec_mat(t.data(), cols, rows, rows);
+  return pack_for_vec_mat<S>(cmat(w, rows, cols).transpose());
 }
 
 template <class S>

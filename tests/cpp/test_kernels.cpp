@@ -77,7 +77,7 @@ void check_vec_mat() {
         auto x = random_vector<S>(std::size_t(k), rng), w = random_vector<S>(std::size_t(k * ldw), rng),
              y = random_vector<S>(std::size_t(n), rng);
         const auto want = reference(y, n, x, k, w, ldw, 1, k, n, accumulate);
-        auto packed = rnnkit::pack_for_vec_mat(w.data(), k, n, ldw);
+        auto packed = rnnkit::pack_for_vec_mat<S>(rnnkit::cmat(w.data(), k, n, ldw));
         rnnkit::vec_mat(y.data(), x.data(), packed, accumulate);
         for (Index j = 0; j < n; ++j) CHECK(std::fabs(y[j] - want[j]) <= tol * (1 + std::fabs(want[j])));
       }

@@ -4,9 +4,9 @@
 //   σ(x) = 1/(1+e^-x)   σ' = a(1-a)
 //   tanh               tanh' = 1-a²
 //   relu               relu' = [a > 0]
-// Eigen evaluates σ and tanh with its vectorised packet maths for float.
+// σ and tanh are Eigen's own functors, vectorised with its packet maths for float.
 //
-// The cells' forward passes go over a row once, every gate of an element at a
+// The cells go over a row once, every gate of an element at a
 // time, through lanes: for_lanes<S>(n, f) calls f(V(), j) with V = Eigen's SIMD
 // packet for j = 0, L, 2L, ... while a whole packet fits, then with V = S for the
 // elements left, so one generic lambda states the maths for the SIMD body and the
@@ -102,27 +102,5 @@ inline void for_lanes(Index n, F&& f) {
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
-
-template <class Derived>
-inline auto sigmoid(const Eigen::ArrayBase<Derived>& x) {
-  return x.logistic();
-}
-template <class Derived>
-inline auto dsigmoid(const Eigen::ArrayBase<Derived>& a) {
-  return a * (1 - a);
-}
-template <class Derived>
-inline auto dtanh(const Eigen::ArrayBase<Derived>& a) {
-  return 1 - a.square();
-}
-template <class Derived>
-inline auto relu(const Eigen::ArrayBase<Derived>& x) {
-  return x.max(typename Derived::Scalar(0));
-}
-template <class Derived>
-inline auto drelu(const Eigen::ArrayBase<Derived>& a) {
-  using S = typename Derived::Scalar;
-  return (a > S(0)).template cast<S>();
-}
 
 }  // namespace rnnkit

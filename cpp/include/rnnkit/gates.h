@@ -20,6 +20,7 @@
 // in its cache row (Cell::grads_in_cache) writes dL/dxg over that row: backward
 // consumes the cache, and the (N, G·H) gradient buffer is never allocated.
 
+#include "activations.h"
 #include "spec.h"
 #include "tensor.h"
 
@@ -44,6 +45,17 @@ struct StepForward {
                              // products row by row (gemv_rows: no GEMM packing buffers), so the
                              // step allocates nothing and never waits on other threads
 };
+
+// xg + hg + b_ih + b_hh at element k of one row (xg, hg: the row's start): the
+// pre-activation of every gate that is a plain sum (all but GRU's candidate).
+template <class V, class S>
+inline V gate_sum(const StepForward<S>& a, const S* xg, const S* hg, Index k) {
+  using namespace lane;
+  V x = padd(load<V>(xg + k), load<V>(hg + k));
+  if (a.b_ih) x = padd(x, load<V>(a.b_ih + k));
+  if (a.b_hh) x = padd(x, load<V>(a.b_hh + k));
+  return x;
+}
 
 template <class S>
 struct StepBackward {

@@ -223,10 +223,10 @@ PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width, Index last_
   return m;
 }
 
-/// Pack w (K, N), row-major with row stride ldw, for vec_mat.
-template <class S>
-PackedMat<S> pack_for_vec_mat(const S* w, Index K, Index N, Index ldw) {
-  return pack_panels<S>(cmat(w, K, N, ldw), 4 * detail::simd_width<S>(), detail::simd_width<S>());
+/// Pack w (K, N) for vec_mat.
+template <class S, class D>
+PackedMat<S> pack_for_vec_mat(const Eigen::MatrixBase<D>& w) {
+  return pack_panels<S>(w, 4 * detail::simd_width<S>(), detail::simd_width<S>());
 }
 
 /// Pack w (K, N) for packed_gemm.

@@ -31,12 +31,10 @@ struct GruCell {
     using namespace lane;
     const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
     const bool after = s.reset_after;
-    auto bias = [&](auto v, Index k) {  // b_ih + b_hh (k < 2H) or b_in (k = 2H), element k
+    auto x_n = [&](auto v, const S* xg, Index j) {  // W_in x + b_in, element j
       using V = decltype(v);
-      V b = set<V>(S(0));
-      if (a.b_ih) b = load<V>(a.b_ih + k);
-      if (a.b_hh && k < 2 * H) b = padd(b, load<V>(a.b_hh + k));
-      return b;
+      const V x = load<V>(xg + 2 * H + j);
+      return a.b_ih ? padd(x, load<V>(a.b_ih + 2 * H + j)) : x;
     };
     // r, z, and with reset_after the whole step; without, q = r⊙h_{t-1} for the product below
     parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index row) {
@@ -46,12 +44,11 @@ struct GruCell {
       S* cache = a.cache + row * 4 * H;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
-        const V r = sigmoid(padd(padd(load<V>(xg + j), load<V>(hg + j)), bias(v, j)));
-        const V z = sigmoid(padd(padd(load<V>(xg + H + j), load<V>(hg + H + j)), bias(v, H + j)));
+        const V r = sigmoid(gate_sum<V>(a, xg, hg, j)), z = sigmoid(gate_sum<V>(a, xg, hg, H + j));
         if (after) {
           V q = load<V>(hg + 2 * H + j);  // W_hn h + b_hn
           if (a.b_hh) q = padd(q, load<V>(a.b_hh + 2 * H + j));
-          const V n = tanh(padd(padd(load<V>(xg + 2 * H + j), bias(v, 2 * H + j)), pmul(r, q)));
+          const V n = tanh(padd(x_n(v, xg, j), pmul(r, q)));
           const V h = load<V>(hp + j);
           store(a.m + row * H + j, pmadd(z, psub(h, n), n));  // (1-z)⊙n + z⊙h
           if (a.training) store(cache + j, r), store(cache + H + j, z), store(cache + 2 * H + j, n), store(cache + 3 * H + j, q);
@@ -75,7 +72,7 @@ struct GruCell {
       S* cache = a.cache + row * 4 * H;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
-        V x = padd(padd(load<V>(xg + 2 * H + j), bias(v, 2 * H + j)), load<V>(a.work + row * H + j));
+        V x = padd(x_n(v, xg, j), load<V>(a.work + row * H + j));
         if (a.b_hh) x = padd(x, load<V>(a.b_hh + 2 * H + j));
         const V n = tanh(x), z = load<V>(cache + H + j), h = load<V>(hp + j);
         store(a.m + row * H + j, pmadd(z, psub(h, n), n));

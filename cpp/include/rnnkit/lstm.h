@@ -32,13 +32,8 @@ struct LstmCell {
       S* cache = a.training ? a.cache + r * 5 * H : nullptr;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
-        auto pre = [&](Index k) {  // a_k = xg + hg + b_ih + b_hh, gate k's element j
-          V x = padd(load<V>(xg + k + j), load<V>(hg + k + j));
-          if (a.b_ih) x = padd(x, load<V>(a.b_ih + k + j));
-          if (a.b_hh) x = padd(x, load<V>(a.b_hh + k + j));
-          return x;
-        };
-        const V i = sigmoid(pre(0)), f = sigmoid(pre(H)), g = tanh(pre(2 * H)), o = sigmoid(pre(3 * H));
+        const V i = sigmoid(gate_sum<V>(a, xg, hg, j)), f = sigmoid(gate_sum<V>(a, xg, hg, H + j)),
+                g = tanh(gate_sum<V>(a, xg, hg, 2 * H + j)), o = sigmoid(gate_sum<V>(a, xg, hg, 3 * H + j));
         const V c_prev = load<V>(c + j), c_t = pmadd(f, c_prev, pmul(i, g));
         store(c + j, c_t);
         store(m + j, pmul(o, tanh(c_t)));

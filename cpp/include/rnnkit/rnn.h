@@ -30,9 +30,7 @@ struct RnnCell {
       S* cache = a.training ? a.cache + r * H : nullptr;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
-        V x = padd(load<V>(xg + j), load<V>(hg + j));
-        if (a.b_ih) x = padd(x, load<V>(a.b_ih + j));
-        if (a.b_hh) x = padd(x, load<V>(a.b_hh + j));
+        V x = gate_sum<V>(a, xg, hg, j);
         x = relu_act ? relu(x) : tanh(x);
         store(m + j, x);
         if (cache) store(cache + j, x);
