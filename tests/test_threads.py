@@ -104,3 +104,45 @@ def test_result_does_not_depend_on_thread_count(
     for a, b in zip(*results):
         scale = max(1.0, float(np.abs(a).max()))
         np.testing.assert_allclose(b, a, rtol=tol, atol=tol * scale)
+
+
+@pytest.mark.parametrize("num_threads", [2, 3], indirect=True, ids=["omp2", "omp3"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_thread_team_matches_reference(
+    num_threads, cell, dtype, rng, make_module, make_inputs, run_forward, run_backward, rk
+):
+    """Shapes large enough for the recurrent driver to run its time loop on a thread team
+    (each thread owns a block of hidden units; 56 units: a partial block of SIMD panels in
+    float32), in both directions, with lengths (rows join the reverse direction as t falls)
+    and initial states: forward against the NumPy reference in eval and training mode, and
+    backward equal to the same backward on one thread."""
+    import reference
+
+    spec = spec_for(cell, input_size=40, hidden_size=56, num_layers=2, bidirectional=True)
+    m = make_module(spec, dtype, params=reference.init_params(spec, rng, scale=0.3))
+    inp = make_inputs(spec, rng, 9, 64, state=True, lengths="random")
+    as_dtype = lambda a: None if a is None else np.asarray(a).astype(dtype).astype(np.float64)  # noqa: E731
+    want = reference.forward(
+        spec, {k: np.asarray(v, np.float64) for k, v in m.state_dict().items()},
+        as_dtype(inp["x"]), as_dtype(inp["h0"]), as_dtype(inp["c0"]), inp["lengths"],
+    )
+    tol = 1e-10 if dtype == np.float64 else 2e-5
+    grad_out = rng.standard_normal(want[0].shape)
+    results = []
+    for threads, mode in ((num_threads, "eval"), (num_threads, "train"), (1, "train")):
+        rk.set_num_threads(threads)
+        getattr(m, mode)()
+        m.zero_grad()
+        got = run_forward(m, spec, inp["x"], inp["h0"], inp["c0"], inp["lengths"])
+        for name, a, b in zip(["out", "h_n", "c_n"], got, want):
+            if b is not None and (spec.mode == "LSTM" or name != "c_n"):
+                np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=f"{name}, {threads} threads, {mode}")
+        if mode == "train":
+            back = list(run_backward(m, spec, grad_out.astype(dtype)))
+            grads = m.grads()
+            results.append(back + [np.array(grads[k]) for k in sorted(grads)])
+    rk.set_num_threads(num_threads)
+    for a, b in zip(*results):
+        if a is not None:
+            scale = max(1.0, float(np.abs(b).max()))
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale)

@@ -1,7 +1,8 @@
 // The products on packed weights (gemm.h: packed_gemm, vec_mat) and the lane
 // arithmetic of the cells (activations.h: for_lanes), against plain loops in
 // long double: every tile size, partial panels, K past one cache block,
-// strided operands, accumulate, float and double, 1 and 2 threads.
+// strided operands, accumulate, gate blocks computed in shares of chunks, float and
+// double, 1 and 2 threads.
 
 #include <cmath>
 #include <random>
@@ -46,19 +47,29 @@ void check_packed_gemm(int threads) {
   int cases = 0;
   for (Index m : {1, 2, 3, 4, 5, 6, 7, 11, 12, 13, 64, 131, 300})
     for (Index k : {1, 3, 17, 300, 700})
-      for (Index n : {1, 7, 8, 15, 16, 17, 33, 200})
+      for (Index block : {1, 7, 8, 15, 16, 17, 33, 200})
+        for (Index gates : {1, 3})
         for (bool accumulate : {false, true}) {
+          const Index n = gates * block;
           if (m * k * n > 3000000) continue;
           const Index lda = k + 3, ldc = n + 2, ldw = n + 1;
           auto a = random_vector<S>(std::size_t(m * lda), rng), w = random_vector<S>(std::size_t(k * ldw), rng),
                c = random_vector<S>(std::size_t(m * ldc), rng);
           const auto want = reference(c, ldc, a, lda, w, ldw, m, k, n, accumulate);
-          auto packed = rnnkit::pack_for_gemm<S>(rnnkit::cmat(w.data(), k, n, ldw));
-          rnnkit::packed_gemm(c.data(), ldc, a.data(), lda, m, packed, accumulate);
+          auto packed = rnnkit::pack_for_gemm<S>(rnnkit::cmat(w.data(), k, n, ldw), gates);
+          if (gates == 1) {
+            rnnkit::packed_gemm(c.data(), ldc, a.data(), lda, m, packed, accumulate);
+          } else {  // in two shares of chunks, as two threads of the recurrent driver's team take them
+            const Index half = packed.chunks() / 2;
+            rnnkit::packed_gemm_chunks(c.data(), ldc, a.data(), lda, m, packed, Index(0), half, accumulate);
+            rnnkit::packed_gemm_chunks(c.data(), ldc, a.data(), lda, m, packed, half, packed.chunks(), accumulate);
+          }
           double worst = 0;
           for (std::size_t i = 0; i < c.size(); ++i)
             worst = std::max(worst, double(std::fabs(c[i] - want[i]) / (1 + std::fabs(want[i]))));
-          if (worst > tol) std::printf("  m=%ld k=%ld n=%ld acc=%d: error %g\n", long(m), long(k), long(n), accumulate, worst);
+          if (worst > tol)
+            std::printf("  m=%ld k=%ld n=%ld gates=%ld acc=%d: error %g\n", long(m), long(k), long(n), long(gates),
+                        accumulate, worst);
           CHECK(worst <= tol);
           ++cases;
         }

@@ -44,7 +44,22 @@ struct StepForward {
   bool realtime = false;     // the streaming step: the calling thread only (no thread team) and
                              // products row by row (gemv_rows: no GEMM packing buffers), so the
                              // step allocates nothing and never waits on other threads
+  Index u0 = 0, u1 = -1;     // the hidden units [u0, u1) of each row to compute (u1 < 0: all)
+  bool team = false;         // called by one thread of the driver's team, which owns units
+                             // [u0, u1) (Cell::splits_by_unit): no thread team of its own
+
+  // The work estimate for a cell's parallel_for over rows: none where it must
+  // stay on the calling thread.
+  Index row_work(Index n) const { return realtime || team ? 0 : n; }
 };
+
+// f(V(), j) over the units [a.u0, a.u1) of one row, a SIMD packet at a time
+// (for_lanes); a: a StepForward or StepBackward.
+template <class S, class A, class F>
+inline void for_units(const A& a, Index H, F&& f) {
+  const Index u0 = a.u0, u1 = a.u1 < 0 ? H : a.u1;
+  for_lanes<S>(u1 - u0, [&](auto v, Index j) { f(v, u0 + j); });
+}
 
 // xg + hg + b_ih + b_hh at element k of one row (xg, hg: the row's start): the
 // pre-activation of every gate that is a plain sum (all but GRU's candidate).
@@ -70,6 +85,9 @@ struct StepBackward {
   S* dhg = nullptr;          // (b, R)    out: dL/dhg (the same buffer as dxg when Cell::same_dhg)
   S* dhprev = nullptr;       // (b, P)    out: the part of dL/dh_{t-1} not through hg (Cell::direct_dh)
   S* work = nullptr;         // (b, H)    scratch
+  Index u0 = 0, u1 = -1;     // as in StepForward
+  bool team = false;
+  Index row_work(Index n) const { return team ? 0 : n; }
 };
 
 }  // namespace rnnkit

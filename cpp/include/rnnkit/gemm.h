@@ -30,6 +30,12 @@
 
 #include "tensor.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RNNKIT_NOINLINE __attribute__((noinline))
+#else
+#define RNNKIT_NOINLINE
+#endif
+
 namespace rnnkit {
 
 // C = A·B or C += A·B as one matrix-vector product per row of C: no packing of
@@ -55,13 +61,21 @@ void gemv_rows(DC&& c, const DA& a, const DB& b, bool accumulate = false) {
 //   past column N                               w = the panel width, a multiple
 //                                                   of the SIMD width L
 //
+// W's columns may be `gates` blocks of N/gates (a recurrent layer's gates, each
+// H columns wide): then no panel straddles two blocks, and the panels go chunk
+// by chunk, chunk c = columns [c·w, c·w + w) of every block (panel j: block
+// j % gates, chunk j / gates). A range of chunks is then a range of hidden units
+// with all their gates, which one thread of the recurrent driver's team owns.
+//
 // Two kernels read it: vec_mat, one row x (the streaming step; w = 4L: four
 // accumulators keep the FMA unit busy on one row) and packed_gemm, a matrix
 // (the recurrent driver; w = 2L, with a tile of up to 6 rows of A in 12 registers).
 template <class S>
 struct PackedMat {
   std::vector<S> data;
-  Index K = 0, N = 0, width = 0;
+  Index K = 0, N = 0, width = 0, gates = 1;
+  Index block() const { return N / gates; }                          // columns per gate
+  Index chunks() const { return (block() + width - 1) / width; }     // panels per gate
 };
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -127,8 +141,10 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
 
 // packed_gemm's register tile: C[0:M, 0:2L) (only `valid` columns real) += or =
 // A[0:M, k0:k0+kc) · panel, A's rows lda apart, the panel's kc rows at p.
+// Never inlined: inlined into a caller with more live values, GCC 12 keeps the
+// 2M sums on the stack and the tile runs 2.5x slower.
 template <int M, class S>
-inline void tile_times(S* c, Index ldc, Index valid, const S* a, Index lda, const S* p, Index kc, bool load_c) {
+RNNKIT_NOINLINE void tile_times(S* c, Index ldc, Index valid, const S* a, Index lda, const S* p, Index kc, bool load_c) {
   namespace ei = Eigen::internal;
   using P = typename ei::packet_traits<S>::type;
   constexpr Index L = simd_width<S>();
@@ -182,10 +198,11 @@ void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, Index m, const P
       const Index tiles = (mc + MR - 1) / MR;
       for (Index j = p0; j < p1; ++j) {
         const S* panel = w.data.data() + j * NR * w.K + k0 * NR;
-        const Index valid = std::min(NR, w.N - j * NR);
+        const Index chunk = j / w.gates, col = j % w.gates * w.block() + chunk * NR;
+        const Index valid = std::min(NR, w.block() - chunk * NR);
         for (Index t = 0; t < tiles; ++t) {
           const Index i = i0 + mc * t / tiles, rows = i0 + mc * (t + 1) / tiles - i;
-          S* ct = c + i * ldc + j * NR;
+          S* ct = c + i * ldc + col;
           const S* at = a + i * lda + k0;
           switch (rows) {
             case 6: tile_times<6>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
@@ -204,22 +221,27 @@ void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, Index m, const P
 }  // namespace detail
 
 /// Pack w (K, N) (any Eigen expression: a map, a transposed map) into panels of
-/// `width` columns (a multiple of the SIMD width). The last panel is zero-padded
+/// `width` columns (a multiple of the SIMD width), in `gates` blocks of columns
+/// (see PackedMat; N a multiple of gates). Each block's last panel is zero-padded
 /// to a multiple of `last_unit` columns (width: every panel the same size, as
 /// packed_gemm indexes them; the SIMD width: no full panel of padding behind a
 /// narrow matrix such as a one-output head, as vec_mat reads them).
 template <class S, class D>
-PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width, Index last_unit) {
+PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width, Index last_unit, Index gates = 1) {
   PackedMat<S> m;
-  m.K = w.rows(), m.N = w.cols(), m.width = width;
-  const Index cols = m.N / width * width + (m.N % width + last_unit - 1) / last_unit * last_unit;
-  m.data.assign(std::size_t(cols * m.K), S(0));
+  m.K = w.rows(), m.N = w.cols(), m.width = width, m.gates = gates;
+  const Index block = m.block(), chunks = m.chunks();
+  if (chunks == 0) return m;
+  const Index last = (block - (chunks - 1) * width + last_unit - 1) / last_unit * last_unit;  // last chunk's width
+  m.data.assign(std::size_t(((chunks - 1) * width + last) * gates * m.K), S(0));
   S* out = m.data.data();
-  for (Index n0 = 0; n0 < m.N; n0 += width) {
-    const Index valid = std::min(width, m.N - n0), stride = std::min(width, cols - n0);
-    for (Index k = 0; k < m.K; ++k, out += stride)
-      for (Index j = 0; j < valid; ++j) out[j] = w(k, n0 + j);
-  }
+  for (Index ch = 0; ch < chunks; ++ch)
+    for (Index g = 0; g < gates; ++g) {
+      const Index n0 = g * block + ch * width, valid = std::min(width, block - ch * width);
+      const Index stride = ch + 1 < chunks ? width : last;
+      for (Index k = 0; k < m.K; ++k, out += stride)
+        for (Index j = 0; j < valid; ++j) out[j] = w(k, n0 + j);
+    }
   return m;
 }
 
@@ -229,13 +251,13 @@ PackedMat<S> pack_for_vec_mat(const Eigen::MatrixBase<D>& w) {
   return pack_panels<S>(w, 4 * detail::simd_width<S>(), detail::simd_width<S>());
 }
 
-/// Pack w (K, N) for packed_gemm.
+/// Pack w (K, N) for packed_gemm, its columns in `gates` blocks (PackedMat).
 template <class S, class D>
-PackedMat<S> pack_for_gemm(const Eigen::MatrixBase<D>& w) {
-  return pack_panels<S>(w, 2 * detail::simd_width<S>(), 2 * detail::simd_width<S>());
+PackedMat<S> pack_for_gemm(const Eigen::MatrixBase<D>& w, Index gates = 1) {
+  return pack_panels<S>(w, 2 * detail::simd_width<S>(), 2 * detail::simd_width<S>(), gates);
 }
 
-/// y (N) = x (K) · W, or y += x · W, with W packed by pack_for_vec_mat.
+/// y (N) = x (K) · W, or y += x · W, with W packed by pack_for_vec_mat (one block).
 template <class S>
 void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false) {
   constexpr Index L = detail::simd_width<S>();
@@ -267,7 +289,7 @@ constexpr double kBlasWork = 1 << 15;
 /// of the weights) when the product is worth a team. Allocates nothing.
 template <class S>
 void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, bool accumulate = false) {
-  const Index panels = (w.N + w.width - 1) / w.width;
+  const Index panels = w.chunks() * w.gates;
   const double work = double(m) * double(w.N) * double(w.K);
   const int nt = work >= kParallelGemmWork ? int(std::min<Index>(get_num_threads(), panels)) : 1;
   if (nt <= 1 || m == 0) {
@@ -283,6 +305,14 @@ void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMa
 #else
   detail::packed_gemm_panels(c, ldc, a, lda, m, w, 0, panels, accumulate);
 #endif
+}
+
+/// The columns of chunks [c0, c1) of every gate block of C = A · W (or +=), on
+/// the calling thread: one team thread's share of a product (sequence.h).
+template <class S>
+void packed_gemm_chunks(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, Index c0, Index c1,
+                        bool accumulate = false) {
+  if (m > 0) detail::packed_gemm_panels(c, ldc, a, lda, m, w, c0 * w.gates, c1 * w.gates, accumulate);
 }
 
 namespace detail {

@@ -25,6 +25,8 @@ struct GruCell {
   // reset_after=false: the driver's product covers the r and z rows only.
   static Index rec_rows(const StackSpec& s) { return (s.reset_after ? 3 : 2) * s.hidden_size; }
   static Index cache_cols(const StackSpec& s) { return 4 * s.hidden_size; }
+  // reset_after=false: the candidate gate's product needs r⊙h_{t-1} of every unit
+  static bool splits_by_unit(const StackSpec& s) { return s.reset_after; }
 
   template <class S>
   static void forward(const StackSpec& s, const StepForward<S>& a) {
@@ -37,12 +39,12 @@ struct GruCell {
       return a.b_ih ? padd(x, load<V>(a.b_ih + 2 * H + j)) : x;
     };
     // r, z, and with reset_after the whole step; without, q = r⊙h_{t-1} for the product below
-    parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index row) {
+    parallel_for(a.b, a.row_work(a.b * GH), [&](Index row) {
       const S* xg = a.xg + row * GH;
       const S* hg = a.hg + row * R;
       const S* hp = a.hprev + row * H;
       S* cache = a.cache + row * 4 * H;
-      for_lanes<S>(H, [&](auto v, Index j) {
+      for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);
         const V r = sigmoid(gate_sum<V>(a, xg, hg, j)), z = sigmoid(gate_sum<V>(a, xg, hg, H + j));
         if (after) {
@@ -66,7 +68,7 @@ struct GruCell {
       gemv_rows(mat(a.work, a.b, H), q, w_hn);
     else
       gemm(mat(a.work, a.b, H), q, w_hn);
-    parallel_for(a.b, a.realtime ? 0 : a.b * H, [&](Index row) {
+    parallel_for(a.b, a.row_work(a.b * H), [&](Index row) {
       const S* xg = a.xg + row * GH;
       const S* hp = a.hprev + row * H;
       S* cache = a.cache + row * 4 * H;
@@ -86,14 +88,14 @@ struct GruCell {
     using namespace lane;
     const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
     const bool after = s.reset_after;
-    parallel_for(a.b, a.b * GH, [&](Index row) {
+    parallel_for(a.b, a.row_work(a.b * GH), [&](Index row) {
       const S* cache = a.cache + row * 4 * H;
       const S* hp = a.hprev + row * H;
       const S* dm = a.dm + row * H;
       S* dx = a.dxg + row * GH;
       S* dh = a.dhg + row * R;
       S* dhp = a.dhprev + row * H;
-      for_lanes<S>(H, [&](auto v, Index j) {
+      for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);
         const V r = load<V>(cache + j), z = load<V>(cache + H + j), n = load<V>(cache + 2 * H + j),
                 dmj = load<V>(dm + j);

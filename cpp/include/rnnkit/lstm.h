@@ -19,18 +19,19 @@ struct LstmCell {
   static constexpr bool grads_in_cache = true;  // dL/da_{i,f,g,o} overwrite i, f, g, o
   static Index rec_rows(const StackSpec& s) { return 4 * s.hidden_size; }
   static Index cache_cols(const StackSpec& s) { return 5 * s.hidden_size; }
+  static bool splits_by_unit(const StackSpec&) { return true; }  // every unit's step is its own
 
   template <class S>
   static void forward(const StackSpec& s, const StepForward<S>& a) {
     using namespace lane;
     const Index H = s.hidden_size, GH = 4 * H;
-    parallel_for(a.b, a.realtime ? 0 : a.b * GH, [&](Index r) {
+    parallel_for(a.b, a.row_work(a.b * GH), [&](Index r) {
       const S* xg = a.xg + r * GH;
       const S* hg = a.hg + r * GH;
       S* c = a.c + r * H;
       S* m = a.m + r * H;
       S* cache = a.training ? a.cache + r * 5 * H : nullptr;
-      for_lanes<S>(H, [&](auto v, Index j) {
+      for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);
         const V i = sigmoid(gate_sum<V>(a, xg, hg, j)), f = sigmoid(gate_sum<V>(a, xg, hg, H + j)),
                 g = tanh(gate_sum<V>(a, xg, hg, 2 * H + j)), o = sigmoid(gate_sum<V>(a, xg, hg, 3 * H + j));
@@ -51,12 +52,12 @@ struct LstmCell {
   static void backward(const StackSpec& s, const StepBackward<S>& a) {
     using namespace lane;
     const Index H = s.hidden_size, GH = 4 * H;
-    parallel_for(a.b, a.b * GH, [&](Index r) {
+    parallel_for(a.b, a.row_work(a.b * GH), [&](Index r) {
       const S* cache = a.cache + r * 5 * H;
       const S* dm = a.dm + r * H;
       S* dc = a.dc + r * H;
       S* dx = a.dxg + r * a.ld_dxg;
-      for_lanes<S>(H, [&](auto v, Index j) {
+      for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);
         const V i = load<V>(cache + j), f = load<V>(cache + H + j), g = load<V>(cache + 2 * H + j),
                 o = load<V>(cache + 3 * H + j), c_prev = load<V>(cache + GH + j), dmj = load<V>(dm + j);

@@ -17,18 +17,19 @@ struct RnnCell {
   static constexpr bool grads_in_cache = true;  // dL/dpre overwrites h_t, element by element
   static Index rec_rows(const StackSpec& s) { return s.hidden_size; }
   static Index cache_cols(const StackSpec& s) { return s.hidden_size; }
+  static bool splits_by_unit(const StackSpec&) { return true; }  // every unit's step is its own
 
   template <class S>
   static void forward(const StackSpec& s, const StepForward<S>& a) {
     using namespace lane;
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
-    parallel_for(a.b, a.realtime ? 0 : a.b * H, [&](Index r) {
+    parallel_for(a.b, a.row_work(a.b * H), [&](Index r) {
       const S* xg = a.xg + r * H;
       const S* hg = a.hg + r * H;
       S* m = a.m + r * H;
       S* cache = a.training ? a.cache + r * H : nullptr;
-      for_lanes<S>(H, [&](auto v, Index j) {
+      for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);
         V x = gate_sum<V>(a, xg, hg, j);
         x = relu_act ? relu(x) : tanh(x);
@@ -43,11 +44,11 @@ struct RnnCell {
     using namespace lane;
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
-    parallel_for(a.b, a.b * H, [&](Index r) {
+    parallel_for(a.b, a.row_work(a.b * H), [&](Index r) {
       const S* h = a.cache + r * H;
       const S* dm = a.dm + r * H;
       S* dx = a.dxg + r * a.ld_dxg;
-      for_lanes<S>(H, [&](auto v, Index j) {  // dL/dpre = dL/dh ⊙ act'(pre)
+      for_units<S>(a, H, [&](auto v, Index j) {  // dL/dpre = dL/dh ⊙ act'(pre)
         using V = decltype(v);
         const V hj = load<V>(h + j), dmj = load<V>(dm + j);
         store(dx + j, relu_act ? drelu_times(hj, dmj) : pmul(dmj, dtanh(hj)));
