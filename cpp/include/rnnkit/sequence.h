@@ -77,9 +77,38 @@ constexpr Index kProjectRows = 256;
 // LSTM/GRU at 128-256 up to 10-20% slower in the benchmark's medians).
 constexpr double kTeamStepWork = 1 << 18, kTeamStepWorkMax = 1 << 22;
 
-inline bool use_team(bool split, double step_work) {
-  return split && step_work >= kTeamStepWork && step_work < kTeamStepWorkMax;
+namespace detail {
+
+// One thread's share of a layer-direction's time loop: chunks [c0, c1) of the
+// packed weights' panels (PackedMat), which are hidden units [u0, u1); with
+// team = false, the whole layer (its products and cell may use threads of their own).
+struct Share {
+  bool team;
+  Index c0, c1, u0, u1;
+};
+
+// Runs run(Share) on a thread team, one share of the units each, where the
+// units split within a step (split) and a step's multiply-adds are in the
+// range where a team measured faster; else once, on the calling thread.
+template <class F>
+void run_time_loop(bool split, double step_work, Index chunks, Index width, Index H, Index P, F&& run) {
+  const bool team = split && step_work >= kTeamStepWork && step_work < kTeamStepWorkMax;
+  const int nt = team ? int(std::min<Index>(get_num_threads(), chunks)) : 1;
+#ifdef _OPENMP
+  if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+    {
+      const Index id = omp_get_thread_num(), k = omp_get_num_threads();
+      const Index c0 = chunks * id / k, c1 = chunks * (id + 1) / k;
+      run(Share{k > 1, c0, c1, std::min(H, c0 * width), std::min(H, c1 * width)});
+    }
+    return;
+  }
+#endif
+  run(Share{false, 0, chunks, 0, P});
 }
+
+}  // namespace detail
 
 // One layer-direction forward.
 //   X  (N, I)          the layer's packed input
@@ -89,7 +118,7 @@ inline bool use_team(bool split, double step_work) {
 //   cache              nullptr in eval mode
 //
 // Threads: where the cell's units are independent within a step
-// (Cell::splits_by_unit, no projection) and a step's work is in use_team's
+// (Cell::splits_by_unit, no projection) and a step's work is in run_time_loop's
 // range, one thread team runs the whole time loop. Each thread owns a block of hidden units, chunks of the packed weights'
 // panels: it computes their gates' input projections and recurrent products,
 // runs the cell on them and writes their h_t, so the threads meet once per step
@@ -136,17 +165,11 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   mat(hbuf.data(), B, P) = cmat(h, B, P);
   mat(hbuf.data() + B * P, B, P) = cmat(h, B, P);
 
-  const Index chunks = w_rec.chunks();
   const bool split = Cell::splits_by_unit(s) && !w_hr;
   const double step_work = double(B) * double(GH) * double(I + P);
-  const int team = use_team(split, step_work) ? int(std::min<Index>(get_num_threads(), chunks)) : 1;
-
-  // The time loop, run by thread `id` of `nt` (nt = 1: the products and the cell
-  // may still use threads of their own).
-  auto run = [&](int id, int nt) {
-    const bool in_team = nt > 1;
-    const Index c0 = chunks * id / nt, c1 = chunks * (id + 1) / nt;
-    const Index u0 = in_team ? std::min(H, c0 * w_rec.width) : 0, u1 = in_team ? std::min(H, c1 * w_rec.width) : P;
+  detail::run_time_loop(split, step_work, w_rec.chunks(), w_rec.width, H, P, [&](const detail::Share& my) {
+    const bool in_team = my.team;
+    const Index c0 = my.c0, c1 = my.c1, u0 = my.u0, u1 = my.u1;
     auto product = [&](S* out, Index ldo, const S* a, Index lda, Index rows, const PackedMat<S>& w) {
       if (in_team)
         packed_gemm_chunks(out, ldo, a, lda, rows, w, c0, c1);
@@ -200,15 +223,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       }
 #endif
     }
-  };
-#ifdef _OPENMP
-  if (team > 1) {
-#pragma omp parallel num_threads(team)
-    run(omp_get_thread_num(), omp_get_num_threads());
-    return;
-  }
-#endif
-  run(0, 1);
+  });
 }
 
 // One layer-direction backward; accumulates into the parameter gradients `grads`
@@ -249,15 +264,11 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
   // backward on them, then (after the one barrier of the step: dh_{t-1} needs
   // every unit's dL/dhg) computes their columns of dh_{t-1}, which only it reads
   // at the next step.
-  const Index chunks = w_rec.chunks();
   const bool split = Cell::splits_by_unit(s) && !w_hr;
   const double step_work = double(B) * double(GH) * double(I + P);
-  const int team = use_team(split, step_work) ? int(std::min<Index>(get_num_threads(), chunks)) : 1;
-
-  auto run = [&](int id, int nt) {
-    const bool in_team = nt > 1;
-    const Index c0 = chunks * id / nt, c1 = chunks * (id + 1) / nt;
-    const Index u0 = in_team ? std::min(H, c0 * w_rec.width) : 0, u1 = in_team ? std::min(H, c1 * w_rec.width) : P;
+  detail::run_time_loop(split, step_work, w_rec.chunks(), w_rec.width, H, P, [&](const detail::Share& my) {
+    const bool in_team = my.team;
+    const Index c0 = my.c0, c1 = my.c1, u0 = my.u0, u1 = my.u1;
     for (Index step = 0; step < T; ++step) {
       const Index t = reverse ? step : T - 1 - step, b = pk.batch[t], o = pk.offset[t];
       S* dht = w_hr ? dH.data() + o * P : dh_t.data();
@@ -296,17 +307,7 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
       }
       if (Cell::direct_dh) mat(dh + u0, b, u1 - u0, P) += cmat(dhprev.data() + u0, b, u1 - u0, P);
     }
-  };
-#ifdef _OPENMP
-  if (team > 1) {
-#pragma omp parallel num_threads(team)
-    run(omp_get_thread_num(), omp_get_num_threads());
-  } else {
-    run(0, 1);
-  }
-#else
-  run(0, 1);
-#endif
+  });
 
   // Weight gradients, one GEMM each over all steps.
   auto dXG = cmat(dxg, N, GH, ldx);
