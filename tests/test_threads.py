@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+import reference
 from reference import spec_for
 
 N_THREADS = 4
@@ -116,8 +117,6 @@ def test_thread_team_matches_reference(
     float32), in both directions, with lengths (rows join the reverse direction as t falls)
     and initial states: forward against the NumPy reference in eval and training mode, and
     backward equal to the same backward on one thread."""
-    import reference
-
     spec = spec_for(cell, input_size=40, hidden_size=56, num_layers=2, bidirectional=True)
     m = make_module(spec, dtype, params=reference.init_params(spec, rng, scale=0.3))
     inp = make_inputs(spec, rng, 9, 64, state=True, lengths="random")

@@ -18,7 +18,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <vector>
+#include <memory>
 
 #include "gates.h"
 #include "gemm.h"
@@ -51,14 +51,15 @@ inline S* ptr(S* base, Index off) {
 // write neighbouring blocks of columns of its rows (blocks of whole SIMD panels,
 // so whole lines when a row is); a line holding the edges of two threads'
 // blocks would move between their cores on every write.
+// Uninitialised, as Mat<S> is: every element is written before it is read.
 template <class S>
 struct LineAligned {
   static constexpr Index kLine = 64 / Index(sizeof(S));
-  std::vector<S> v;
+  std::unique_ptr<S[]> v;
   S* p;
-  LineAligned(Index rows, Index cols) : v(std::size_t(rows * cols + kLine)) {
-    const auto misalign = Index(reinterpret_cast<std::uintptr_t>(v.data()) % 64) / Index(sizeof(S));
-    p = v.data() + (kLine - misalign) % kLine;
+  LineAligned(Index rows, Index cols) : v(new S[std::size_t(rows * cols + kLine)]) {
+    const auto misalign = Index(reinterpret_cast<std::uintptr_t>(v.get()) % 64) / Index(sizeof(S));
+    p = v.get() + (kLine - misalign) % kLine;
   }
   S* data() { return p; }
 };
@@ -106,6 +107,16 @@ void run_time_loop(bool split, double step_work, Index chunks, Index width, Inde
   }
 #endif
   run(Share{false, 0, chunks, 0, P});
+}
+
+// C = A · W for one share: its chunks on the calling thread in a team, else the
+// whole product (split by packed_gemm's own threads when worth it).
+template <class S>
+void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w) {
+  if (my.team)
+    packed_gemm_chunks(c, ldc, a, lda, m, w, my.c0, my.c1);
+  else
+    packed_gemm(c, ldc, a, lda, m, w);
 }
 
 }  // namespace detail
@@ -168,14 +179,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   const bool split = Cell::splits_by_unit(s) && !w_hr;
   const double step_work = double(B) * double(GH) * double(I + P);
   detail::run_time_loop(split, step_work, w_rec.chunks(), w_rec.width, H, P, [&](const detail::Share& my) {
-    const bool in_team = my.team;
-    const Index c0 = my.c0, c1 = my.c1, u0 = my.u0, u1 = my.u1;
-    auto product = [&](S* out, Index ldo, const S* a, Index lda, Index rows, const PackedMat<S>& w) {
-      if (in_team)
-        packed_gemm_chunks(out, ldo, a, lda, rows, w, c0, c1);
-      else
-        packed_gemm(out, ldo, a, lda, rows, w);
-    };
+    const Index u0 = my.u0, u1 = my.u1;
     Index lo = 0, hi = 0;
     for (Index step = 0; step < T; ++step) {
       const Index t = reverse ? T - 1 - step : step, b = pk.batch[t], o = pk.offset[t];
@@ -188,13 +192,13 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
         }
         lo = reverse ? pk.offset[T - end] : o;  // reverse: the block ends with this step's rows
         hi = lo + rows;
-        product(xg.data(), GH, X + lo * I, I, rows, w_in);
+        detail::share_gemm(my, xg.data(), GH, X + lo * I, I, rows, w_in);
       }
       const S* hp = hbuf.data() + (step % 2) * B * P;
       S* hn = hbuf.data() + (1 - step % 2) * B * P;
       if (cache)  // keep h_{t-1} for backward (this thread's columns)
         mat(cache->hprev.data() + o * P + u0, b, u1 - u0, P) = cmat(hp + u0, b, u1 - u0, P);
-      product(hg.data(), R, hp, P, b, w_rec);
+      detail::share_gemm(my, hg.data(), R, hp, P, b, w_rec);
 
       StepForward<S> a;
       a.b = b;
@@ -210,15 +214,15 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       a.m = !w_hr ? hn : cache ? cache->m.data() + o * H : m.data();
       a.work = work.data();
       a.u0 = u0;
-      a.u1 = in_team ? u1 : -1;
-      a.team = in_team;
+      a.u1 = my.team ? u1 : -1;  // alone: all H units (u1 = P is the output's width)
+      a.team = my.team;
       Cell::forward(s, a);
 
       if (w_hr) packed_gemm(hn, P, a.m, H, b, w_proj);
       mat(h + u0, b, u1 - u0, P) = cmat(hn + u0, b, u1 - u0, P);
       mat(Y + o * ldy + u0, b, u1 - u0, ldy) = cmat(hn + u0, b, u1 - u0, P);
 #ifdef _OPENMP
-      if (in_team) {
+      if (my.team) {
 #pragma omp barrier
       }
 #endif
@@ -267,8 +271,7 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
   const bool split = Cell::splits_by_unit(s) && !w_hr;
   const double step_work = double(B) * double(GH) * double(I + P);
   detail::run_time_loop(split, step_work, w_rec.chunks(), w_rec.width, H, P, [&](const detail::Share& my) {
-    const bool in_team = my.team;
-    const Index c0 = my.c0, c1 = my.c1, u0 = my.u0, u1 = my.u1;
+    const Index u0 = my.u0, u1 = my.u1;
     for (Index step = 0; step < T; ++step) {
       const Index t = reverse ? step : T - 1 - step, b = pk.batch[t], o = pk.offset[t];
       S* dht = w_hr ? dH.data() + o * P : dh_t.data();
@@ -292,19 +295,17 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
       a.dhprev = dhprev.data();
       a.work = work.data();
       a.u0 = u0;
-      a.u1 = in_team ? u1 : -1;
-      a.team = in_team;
+      a.u1 = my.team ? u1 : -1;  // alone: all H units (u1 = P is the output's width)
+      a.team = my.team;
       Cell::backward(s, a);
 
       // dL/dh_{t-1} = dHG_t W_hh[0:R] (+ the cell's direct part)
-      if (in_team) {
 #ifdef _OPENMP
+      if (my.team) {
 #pragma omp barrier
-#endif
-        packed_gemm_chunks(dh, P, a.dhg, ldh, b, w_rec, c0, c1);
-      } else {
-        packed_gemm(dh, P, a.dhg, ldh, b, w_rec);
       }
+#endif
+      detail::share_gemm(my, dh, P, a.dhg, ldh, b, w_rec);
       if (Cell::direct_dh) mat(dh + u0, b, u1 - u0, P) += cmat(dhprev.data() + u0, b, u1 - u0, P);
     }
   });
