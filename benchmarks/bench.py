@@ -4,12 +4,17 @@
     python benchmarks/bench.py                      # threads 1 and 2, every case; table + benchmarks/results.json
     python benchmarks/bench.py --threads 1 --cases inference --sizes 128
 
-For each thread count a fresh worker process runs every case (so numpy's
-OpenBLAS, PyTorch and ONNX Runtime all start with that many threads). Times are
-medians of --repeats runs after warm-up. GFLOP/s counts the matrix products
-only: 2·T·B·G·H·(I + H) per direction for a forward pass, three times that for
-a training step (forward, input gradient, weight gradient). "peak" is a
-2048³ float32 GEMM through numpy (OpenBLAS) in the same worker: the machine's
+Each library runs in fresh worker processes of its own, one per thread count and
+size, with that many threads: no other library's thread pool is in the process
+(ONNX Runtime's and OpenBLAS's idle threads keep spinning for tens of
+milliseconds after a call, and on 2 cores they take a core from whatever runs
+next). The three libraries' processes for a size run back to back, in an order
+rotated from size to size. All three load the same weights and inputs, drawn
+with numpy from fixed seeds. Times are medians of --repeats runs after warm-up.
+GFLOP/s counts the matrix products only: 2·T·B·G·H·(I + H) per direction for a
+forward pass, three times that for a training step (forward, input gradient,
+weight gradient). "peak" is a 2048³ float32 GEMM through numpy (OpenBLAS),
+measured in a worker of its own before each thread count's cases: the machine's
 practical peak. Ratios are the other library's time over rnnkit's (> 1: rnnkit
 is faster).
 
@@ -17,8 +22,9 @@ Cases: inference and training steps (B=64, T=100, input = hidden = --sizes,
 RNN tanh / LSTM / GRU, float32); variable lengths (uniform in 10..100, packed
 sequences in PyTorch); streaming (batch 1, input 1, one step per call: the C++
 Stream::step through examples/cpp/stream_latency, built here with CMake, and
-model.stream(1).step from Python, against PyTorch's LSTMCell/GRUCell); peak RSS of one LSTM training step (B=64, T=100, H=512), each library
-in its own process.
+model.stream(1).step from Python, against PyTorch's LSTMCell/GRUCell, on the
+first thread count only); peak RSS of one LSTM training step (B=64, T=100,
+H=512), each library in its own process.
 """
 
 from __future__ import annotations
@@ -108,106 +114,164 @@ def onnx_session(cell: str, state_dict: dict, I: int, H: int, threads: int) -> A
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def worker(args: argparse.Namespace) -> dict:
+def init_weights(cell: str, I: int, H: int, seed: int) -> dict:
+    """One layer's weights, PyTorch's names and initialisation (uniform in +-1/sqrt(H)), from numpy:
+    every library's worker loads the same values without importing another library."""
     import numpy as np
-    import torch
 
-    import rnnkit as rk
+    rng = np.random.default_rng(seed)
+    G, k = GATES[cell], 1.0 / H**0.5
+    shapes = {"weight_ih_l0": (G * H, I), "weight_hh_l0": (G * H, H), "bias_ih_l0": (G * H,), "bias_hh_l0": (G * H,)}
+    return {name: rng.uniform(-k, k, shape).astype(np.float32) for name, shape in shapes.items()}
 
-    n = args.threads[0]
-    torch.set_num_threads(n)
-    rk.set_num_threads(n)
+
+def worker(args: argparse.Namespace) -> list[dict]:
+    """One library's times for every case of one thread count (a fresh process: no other library's
+    thread pool is there to compete for the cores)."""
+    import numpy as np
+
+    lib, n = args.lib, args.threads[0]
+    if lib == "peak":
+        return [{"case": "peak", "gflops": gemm_peak(args.repeats)}]
+    if lib == "rnnkit":
+        import rnnkit as rk
+        rk.set_num_threads(n)
+    else:
+        import torch
+        torch.set_num_threads(n)
     rows: list[dict] = []
-    peak = gemm_peak(args.repeats)
     B, T = 64, 100
-    rng = np.random.default_rng(0)
 
-    def record(case: str, cell: str, size: int, flops: float, times: dict, **extra: Any) -> None:
-        rk_ms = times["rnnkit"]
-        row = {"case": case, "cell": cell, "size": size, "threads": n, "ms": times,
-               "gflops": {k: flops / v / 1e6 for k, v in times.items() if v},
-               "ratio": {k: v / rk_ms for k, v in times.items() if k != "rnnkit" and v},
-               "peak_gflops": peak, **extra}
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr, flush=True)
+    def record(case: str, cell: str, size: int, ms: float, **extra: Any) -> None:
+        rows.append({"case": case, "cell": cell, "size": size, "ms": ms, **extra})
+        print(lib, json.dumps(rows[-1]), file=sys.stderr, flush=True)
 
     for size in args.sizes:
-        for cell in ("RNN", "LSTM", "GRU"):
+        for c, cell in enumerate(("RNN", "LSTM", "GRU")):
             I = H = size
-            G = GATES[cell]
-            torch.manual_seed(0)
-            tm = getattr(torch.nn, cell)(I, H)
-            sd = {k: v.detach().numpy() for k, v in tm.state_dict().items()}
-            rm = getattr(rk, cell)(I, H)
-            rm.load_state_dict(sd)
-            x = rng.standard_normal((T, B, I)).astype(np.float32)
-            xt = torch.from_numpy(x)
-            fwd_flops = 2.0 * T * B * G * H * (I + H)
+            sd = init_weights(cell, I, H, seed=c)
+            data = np.random.default_rng(100 + c)
+            x = data.standard_normal((T, B, I)).astype(np.float32)
+            lengths = data.integers(10, 101, size=B)
+            go = np.ones((T, B, H), np.float32)
+            if lib == "rnnkit":
+                rm = getattr(rk, cell)(I, H)
+                rm.load_state_dict(sd)
+            elif lib == "torch":
+                tm = getattr(torch.nn, cell)(I, H)
+                tm.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
+                xt = torch.from_numpy(x)
             if "inference" in args.cases:
-                rm.eval()
-                sess = onnx_session(cell, sd, I, H, n)
-                lens = np.full(B, T, dtype=np.int32)
-                with torch.no_grad():
-                    times = {"rnnkit": timeit(lambda: rm(x), args.repeats),
-                             "torch": timeit(lambda: tm(xt), args.repeats),
-                             "onnxruntime": timeit(lambda: sess.run(None, {"X": x, "lens": lens}), args.repeats)}
-                record("inference", cell, size, fwd_flops, times)
-            if "training" in args.cases:
-                rm.train()
-                go = np.ones((T, B, H), np.float32)
-                got = torch.from_numpy(go)
-                xg = xt.clone().requires_grad_(True)
+                if lib == "rnnkit":
+                    rm.eval()
+                    record("inference", cell, size, timeit(lambda: rm(x), args.repeats))
+                elif lib == "torch":
+                    with torch.no_grad():
+                        record("inference", cell, size, timeit(lambda: tm(xt), args.repeats))
+                else:
+                    sess = onnx_session(cell, sd, I, H, n)
+                    feed = {"X": x, "lens": np.full(B, T, dtype=np.int32)}
+                    record("inference", cell, size, timeit(lambda: sess.run(None, feed), args.repeats))
+            if "training" in args.cases and lib != "onnxruntime":
+                if lib == "rnnkit":
+                    rm.train()
 
-                def rk_step() -> None:
-                    rm(x)
-                    rm.backward(go)
+                    def step() -> None:
+                        rm(x)
+                        rm.backward(go)
+                else:
+                    xg, got = xt.clone().requires_grad_(True), torch.from_numpy(go)
 
-                def torch_step() -> None:
-                    out, _ = tm(xg)
-                    out.backward(got)
+                    def step() -> None:
+                        out, _ = tm(xg)
+                        out.backward(got)
+                record("training", cell, size, timeit(step, args.repeats))
+            if "lengths" in args.cases and lib != "onnxruntime":
+                frac = float(lengths.sum() / (T * B))
+                if lib == "rnnkit":
+                    rm.eval()
+                    record("lengths-inference", cell, size, timeit(lambda: rm(x, lengths=lengths), args.repeats),
+                           rnnkit_padded_ms=timeit(lambda: rm(x), args.repeats), real_fraction=frac)
+                else:
+                    def packed() -> Any:
+                        return torch.nn.utils.rnn.pack_padded_sequence(xt, torch.from_numpy(lengths),
+                                                                       enforce_sorted=False)
+                    with torch.no_grad():
+                        record("lengths-inference", cell, size, timeit(lambda: tm(packed()), args.repeats))
 
-                times = {"rnnkit": timeit(rk_step, args.repeats), "torch": timeit(torch_step, args.repeats)}
-                record("training", cell, size, 3 * fwd_flops, times)
-            if "lengths" in args.cases:
-                lengths = rng.integers(10, 101, size=B)
-                frac = lengths.sum() / (T * B)
-                def packed_in() -> Any:
-                    return torch.nn.utils.rnn.pack_padded_sequence(xt, torch.from_numpy(lengths),
-                                                                   enforce_sorted=False)
-
-                rm.eval()
-                with torch.no_grad():
-                    t_rk = timeit(lambda: rm(x, lengths=lengths), args.repeats)
-                    t_pad = timeit(lambda: rm(x), args.repeats)
-                    t_torch = timeit(lambda: tm(packed_in()), args.repeats)
-                record("lengths-inference", cell, size, fwd_flops * frac, {"rnnkit": t_rk, "torch": t_torch},
-                       rnnkit_padded_ms=t_pad, real_fraction=float(frac),
-                       target_ms=t_pad * frac * 1.1)
-
-    if "streaming" in args.cases:
+    if "streaming" in args.cases and lib != "onnxruntime":
+        xs = np.random.default_rng(0).standard_normal((1, 1)).astype(np.float32)
+        steps, state = 2000, {"h": None}
         for cell in ("LSTM", "GRU"):
             for H in (8, 16, 32, 64, 128):
-                torch.manual_seed(0)
-                tcell = getattr(torch.nn, cell + "Cell")(1, H)
-                stream = getattr(rk, cell)(1, H, batch_first=True).stream(1)
-                xs = rng.standard_normal((1, 1)).astype(np.float32)
-                xst = torch.from_numpy(xs)
-                steps = 2000
-                state = {"t": None}
+                if lib == "rnnkit":
+                    stream = getattr(rk, cell)(1, H, batch_first=True).stream(1)
 
-                def rk_steps() -> None:
-                    for _ in range(steps):
-                        stream.step(xs)
-
-                def torch_steps() -> None:
-                    with torch.no_grad():
+                    def steps_fn() -> None:
                         for _ in range(steps):
-                            state["t"] = tcell(xst, state["t"])
+                            stream.step(xs)
+                else:
+                    tcell, xst = getattr(torch.nn, cell + "Cell")(1, H), torch.from_numpy(xs)
+                    state["h"] = None
 
-                us = {"rnnkit": timeit(rk_steps, max(3, args.repeats // 3)) * 1e3 / steps,
-                      "torch": timeit(torch_steps, max(3, args.repeats // 3)) * 1e3 / steps}
-                record("streaming-python", cell, H, 2.0 * GATES[cell] * H * (1 + H) * 1e-3,
-                       us, unit="us per step")
+                    def steps_fn() -> None:
+                        with torch.no_grad():
+                            for _ in range(steps):
+                                state["h"] = tcell(xst, state["h"])
+                record("streaming-python", cell, H, timeit(steps_fn, max(3, args.repeats // 3)) * 1e3 / steps,
+                       unit="us per step")
+    return rows
+
+
+def run_worker(lib: str, n: int, args: argparse.Namespace, sizes: list[int], cases: list[str]) -> list[dict]:
+    env = {**os.environ, "OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
+    cmd = [sys.executable, __file__, "--worker", lib, "--threads", str(n), "--sizes", ",".join(map(str, sizes)),
+           "--cases", ",".join(cases), "--repeats", str(args.repeats)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{lib} worker with {n} thread(s) failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measure(n: int, args: argparse.Namespace) -> dict:
+    """Every case at n threads: each library in its own fresh worker process, one process per size (so
+    the three libraries' times for a size are taken minutes apart at most), their order rotated from
+    size to size (the first of back-to-back processes tends to run a little faster on a shared machine)."""
+    peak = run_worker("peak", n, args, [], [])[0]["gflops"]
+    libs = ["rnnkit", "torch", "onnxruntime"]
+    times: dict = {}
+    extras: dict = {}
+    table_cases = [c for c in args.cases if c in ("inference", "training", "lengths")]
+    jobs = [(size, [size], table_cases) for size in args.sizes if table_cases]
+    if "streaming" in args.cases and n == args.threads[0]:
+        jobs.append((None, [], ["streaming"]))
+    for j, (_, sizes, cases) in enumerate(jobs):
+        order = libs[j % 3:] + libs[:j % 3]
+        for lib in order:
+            if lib == "onnxruntime" and "inference" not in cases:
+                continue
+            for r in run_worker(lib, n, args, sizes, cases):
+                key = (r["case"], r["cell"], r["size"])
+                times.setdefault(key, {})[lib] = r.pop("ms")
+                extras.setdefault(key, {}).update({k: v for k, v in r.items() if k not in ("case", "cell", "size")})
+    rows = []
+    for (case, cell, size), ms in times.items():
+        ms = {lib: ms[lib] for lib in libs if lib in ms}
+        extra = extras[(case, cell, size)]
+        if case == "streaming-python":
+            flops = 2.0 * GATES[cell] * size * (1 + size) * 1e-3  # per microsecond
+        else:
+            flops = 2.0 * 100 * 64 * GATES[cell] * size * (2 * size) * (3 if case == "training" else 1)
+        if case == "lengths-inference":
+            flops *= extra["real_fraction"]
+            extra["target_ms"] = extra["rnnkit_padded_ms"] * extra["real_fraction"] * 1.1
+        rows.append({"case": case, "cell": cell, "size": size, "threads": n, "ms": ms,
+                     "gflops": {k: flops / v / 1e6 for k, v in ms.items() if v},
+                     "ratio": {k: v / ms["rnnkit"] for k, v in ms.items() if k != "rnnkit" and v},
+                     "peak_gflops": peak, **extra})
+    order = {"inference": 0, "training": 1, "lengths-inference": 2, "streaming-python": 3}
+    rows.sort(key=lambda r: (r["case"] == "streaming-python", r["size"], ("RNN", "LSTM", "GRU").index(r["cell"]),
+                             order[r["case"]]))
     return {"threads": n, "rows": rows}
 
 
@@ -297,7 +361,9 @@ def print_table(results: list[dict], memory: dict | None) -> None:
         print("| case | cell | size | rnnkit | PyTorch | ONNX RT | PyTorch/rnnkit | ORT/rnnkit | rnnkit GFLOP/s | of peak |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            unit = " us" if r.get("unit") else " ms"
+            if r["case"] == "streaming-python":  # print_streaming's table
+                continue
+            unit = " ms"
             ms, ratio = r["ms"], r["ratio"]
             ort = f"{ms['onnxruntime']:.2f}{unit}" if "onnxruntime" in ms else ""
             ort_ratio = f"{ratio['onnxruntime']:.2f}" if "onnxruntime" in ratio else ""
@@ -316,25 +382,17 @@ def print_table(results: list[dict], memory: dict | None) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])
-    ap.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",")], default=[128, 256, 512])
+    ap.add_argument("--sizes", type=lambda s: [int(v) for v in s.split(",") if v], default=[128, 256, 512])
     ap.add_argument("--cases", type=lambda s: s.split(","),
                     default=["inference", "training", "lengths", "streaming", "memory"])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", dest="lib", choices=["peak", "rnnkit", "torch", "onnxruntime"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker:
+    if args.lib:
         print(json.dumps(worker(args)))
         return
-    results = []
-    for n in args.threads:
-        env = {**os.environ, "OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
-        cmd = [sys.executable, __file__, "--worker", "--threads", str(n), "--sizes", ",".join(map(str, args.sizes)),
-               "--cases", ",".join(args.cases), "--repeats", str(args.repeats)]
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(f"worker with {n} thread(s) failed:\n{out.stderr[-4000:]}")
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    results = [measure(n, args) for n in args.threads]
     memory = None
     if "memory" in args.cases:
         memory = {"rnnkit": peak_rss_delta("rnnkit"), "torch": peak_rss_delta("torch")}
