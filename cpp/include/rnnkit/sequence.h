@@ -72,11 +72,12 @@ constexpr Index kProjectRows = 256;
 // Multiply-adds per step (B·G·H·(I + P)) for which the recurrent driver runs
 // its time loop on one thread team: from kTeamStepWork (below, a barrier per
 // step costs more than the split saves) to kTeamStepWorkMax (above, the step is
-// long enough that the products' and the cell's own thread teams cost little,
-// and measured faster: with 2 threads on this project's 2-core machine, a team
-// made RNN/GRU/LSTM at hidden 64 and RNN at 128 (B=64) 10-20% faster, and
-// LSTM/GRU at 128-256 up to 10-20% slower in the benchmark's medians).
-constexpr double kTeamStepWork = 1 << 18, kTeamStepWorkMax = 1 << 22;
+// long enough that the products' and the cell's own thread teams cost little).
+// Measured with 2 threads on this project's 2-core machine (B=64, rnnkit alone
+// in its process, medians of alternating rounds): a team made RNN/GRU/LSTM at
+// hidden 64 and RNN at 128 10-20% faster, LSTM and GRU at 128 and RNN at 256
+// 5-15% faster (inference and training), and was no faster at LSTM/GRU 256.
+constexpr double kTeamStepWork = 1 << 18, kTeamStepWorkMax = 1 << 24;
 
 namespace detail {
 
