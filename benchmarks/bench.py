@@ -139,6 +139,9 @@ def worker(args: argparse.Namespace) -> list[dict]:
     else:
         import torch
         torch.set_num_threads(n)
+    # OpenBLAS's pools (numpy's, and scipy-openblas's when rnnkit plugs it in) spin for about 0.1 s
+    # after start-up; on 2 cores that takes a core from the first case's first runs.
+    time.sleep(0.5)
     rows: list[dict] = []
     B, T = 64, 100
 

@@ -96,6 +96,21 @@ def test_default_init_matches_reference(cell, dtype, rng, make_module, make_inpu
     compare(spec, got, want, dtype)
 
 
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+@pytest.mark.parametrize("batch_first", [False, True], ids=["tm", "bf"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_long_batches_with_lengths_match_reference(cell, bidirectional, batch_first, training, rng, make_module,
+                                                   make_inputs, run_forward):
+    """Enough packed rows (up to 12 x 40) that the input projections take several blocks, which
+    in eval mode read the caller's x, and the output rows go straight to the caller's array."""
+    spec = spec_for(cell, num_layers=2, bidirectional=bidirectional, batch_first=batch_first)
+    m = make_module(spec, np.float64, params=reference.init_params(spec, rng))
+    m.train(training)
+    inp = make_inputs(spec, rng, 12, 40, state=True, lengths="random")
+    got, want = run_both(spec, m, inp, np.float64, run_forward)
+    compare(spec, got, want, np.float64)
+
+
 # ----------------------------------------------------------------------------- dropout
 @pytest.mark.parametrize("layout", ["time_major", "batch_first", "unbatched", "lengths"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])

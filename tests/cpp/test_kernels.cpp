@@ -4,6 +4,7 @@
 // strided operands, accumulate, gate blocks computed in shares of chunks, float and
 // double, 1 and 2 threads.
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -57,12 +58,23 @@ void check_packed_gemm(int threads) {
                c = random_vector<S>(std::size_t(m * ldc), rng);
           const auto want = reference(c, ldc, a, lda, w, ldw, m, k, n, accumulate);
           auto packed = rnnkit::pack_for_gemm<S>(rnnkit::cmat(w.data(), k, n, ldw), gates);
+          // Every other case reads A's rows through a_rows: row i of A is row
+          // rows[i] of a larger array, in shuffled order, with other rows between.
+          const bool gathered = (m + k + block) % 2 == 1;
+          std::vector<Index> rows(static_cast<std::size_t>(m));
+          for (Index i = 0; i < m; ++i) rows[std::size_t(i)] = 2 * i + 1;
+          std::shuffle(rows.begin(), rows.end(), rng);
+          std::vector<S> big(std::size_t(2 * m * lda), S(1e6));  // rows not in `rows` would spoil the result
+          for (Index i = 0; i < m; ++i) std::copy_n(a.data() + i * lda, lda, big.data() + rows[std::size_t(i)] * lda);
+          const S* a_ptr = gathered ? big.data() : a.data();
+          const Index* a_rows = gathered ? rows.data() : nullptr;
           if (gates == 1) {
-            rnnkit::packed_gemm(c.data(), ldc, a.data(), lda, m, packed, accumulate);
+            rnnkit::packed_gemm(c.data(), ldc, a_ptr, lda, m, packed, accumulate, a_rows);
           } else {  // in two shares of chunks, as two threads of the recurrent driver's team take them
             const Index half = packed.chunks() / 2;
-            rnnkit::packed_gemm_chunks(c.data(), ldc, a.data(), lda, m, packed, Index(0), half, accumulate);
-            rnnkit::packed_gemm_chunks(c.data(), ldc, a.data(), lda, m, packed, half, packed.chunks(), accumulate);
+            rnnkit::packed_gemm_chunks(c.data(), ldc, a_ptr, lda, m, packed, Index(0), half, accumulate, a_rows);
+            rnnkit::packed_gemm_chunks(c.data(), ldc, a_ptr, lda, m, packed, half, packed.chunks(), accumulate,
+                                       a_rows);
           }
           double worst = 0;
           for (std::size_t i = 0; i < c.size(); ++i)

@@ -140,11 +140,11 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
 }
 
 // packed_gemm's register tile: C[0:M, 0:2L) (only `valid` columns real) += or =
-// A[0:M, k0:k0+kc) · panel, A's rows lda apart, the panel's kc rows at p.
+// A[0:M, k0:k0+kc) · panel, row r of A's slice at a[r], the panel's kc rows at p.
 // Never inlined: inlined into a caller with more live values, GCC 12 keeps the
 // 2M sums on the stack and the tile runs 2.5x slower.
 template <int M, class S>
-RNNKIT_NOINLINE void tile_times(S* c, Index ldc, Index valid, const S* a, Index lda, const S* p, Index kc, bool load_c) {
+RNNKIT_NOINLINE void tile_times(S* c, Index ldc, Index valid, const S* const* a, const S* p, Index kc, bool load_c) {
   namespace ei = Eigen::internal;
   using P = typename ei::packet_traits<S>::type;
   constexpr Index L = simd_width<S>();
@@ -164,7 +164,7 @@ RNNKIT_NOINLINE void tile_times(S* c, Index ldc, Index valid, const S* a, Index 
   for (Index k = 0; k < kc; ++k, p += 2 * L) {
     const P b0 = ei::ploadu<P>(p), b1 = ei::ploadu<P>(p + L);
     for (int r = 0; r < M; ++r) {
-      const P ar = ei::pset1<P>(a[r * lda + k]);
+      const P ar = ei::pset1<P>(a[r][k]);
       c0[r] = ei::pmadd(ar, b0, c0[r]);
       c1[r] = ei::pmadd(ar, b1, c1[r]);
     }
@@ -179,10 +179,12 @@ RNNKIT_NOINLINE void tile_times(S* c, Index ldc, Index valid, const S* a, Index 
   }
 }
 
-// Panels [p0, p1) of C (m, ·) = A (m, K) · W, or += with accumulate.
+// Panels [p0, p1) of C (m, ·) = A (m, K) · W, or += with accumulate. Row i of A
+// is at a + i·lda, or at a + a_rows[i]·lda where a_rows is given (A gathered
+// from a larger array as the tiles read it, never copied).
 template <class S>
-void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, Index p0, Index p1,
-                        bool accumulate) {
+void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, const Index* a_rows, Index m, const PackedMat<S>& w,
+                        Index p0, Index p1, bool accumulate) {
   constexpr Index L = simd_width<S>(), NR = 2 * L, MR = 6;
   // K in blocks whose slice of a panel (kc·NR scalars, 32 KiB) stays in L1-L2
   // while every row tile reads it, and rows in blocks whose slice of A (mc·kc,
@@ -205,14 +207,15 @@ void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, Index m, const P
         for (Index t = 0; t < tiles; ++t) {
           const Index i = i0 + mc * t / tiles, rows = i0 + mc * (t + 1) / tiles - i;
           S* ct = c + i * ldc + col;
-          const S* at = a + i * lda + k0;
+          const S* at[MR];
+          for (Index r = 0; r < rows; ++r) at[r] = a + (a_rows ? a_rows[i + r] : i + r) * lda + k0;
           switch (rows) {
-            case 6: tile_times<6>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
-            case 5: tile_times<5>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
-            case 4: tile_times<4>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
-            case 3: tile_times<3>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
-            case 2: tile_times<2>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
-            default: tile_times<1>(ct, ldc, valid, at, lda, panel, kc, load_c); break;
+            case 6: tile_times<6>(ct, ldc, valid, at, panel, kc, load_c); break;
+            case 5: tile_times<5>(ct, ldc, valid, at, panel, kc, load_c); break;
+            case 4: tile_times<4>(ct, ldc, valid, at, panel, kc, load_c); break;
+            case 3: tile_times<3>(ct, ldc, valid, at, panel, kc, load_c); break;
+            case 2: tile_times<2>(ct, ldc, valid, at, panel, kc, load_c); break;
+            default: tile_times<1>(ct, ldc, valid, at, panel, kc, load_c); break;
           }
         }
       }
@@ -287,25 +290,27 @@ constexpr double kParallelGemmWork = 1 << 20;
 constexpr double kBlasWork = 1 << 15;
 
 /// C (m, N) = A (m, K) · W, or C += A · W, with W packed by pack_for_gemm; A's
-/// rows lda apart, C's ldc. Threads split W's panels (each streams its own share
-/// of the weights) when the product is worth a team. Allocates nothing.
+/// rows lda apart (row i at a + a_rows[i]·lda where a_rows is given), C's ldc.
+/// Threads split W's panels (each streams its own share of the weights) when the
+/// product is worth a team. Allocates nothing.
 template <class S>
-void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, bool accumulate = false) {
+void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, bool accumulate = false,
+                 const Index* a_rows = nullptr) {
   const Index panels = w.chunks() * w.gates;
   const double work = double(m) * double(w.N) * double(w.K);
   const int nt = work >= kParallelGemmWork ? int(std::min<Index>(get_num_threads(), panels)) : 1;
   if (nt <= 1 || m == 0) {
-    detail::packed_gemm_panels(c, ldc, a, lda, m, w, 0, panels, accumulate);
+    detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, 0, panels, accumulate);
     return;
   }
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt)
   {
     const Index id = omp_get_thread_num(), k = omp_get_num_threads();
-    detail::packed_gemm_panels(c, ldc, a, lda, m, w, panels * id / k, panels * (id + 1) / k, accumulate);
+    detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, panels * id / k, panels * (id + 1) / k, accumulate);
   }
 #else
-  detail::packed_gemm_panels(c, ldc, a, lda, m, w, 0, panels, accumulate);
+  detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, 0, panels, accumulate);
 #endif
 }
 
@@ -313,8 +318,8 @@ void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMa
 /// the calling thread: one team thread's share of a product (sequence.h).
 template <class S>
 void packed_gemm_chunks(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, Index c0, Index c1,
-                        bool accumulate = false) {
-  if (m > 0) detail::packed_gemm_panels(c, ldc, a, lda, m, w, c0 * w.gates, c1 * w.gates, accumulate);
+                        bool accumulate = false, const Index* a_rows = nullptr) {
+  if (m > 0) detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, c0 * w.gates, c1 * w.gates, accumulate);
 }
 
 namespace detail {

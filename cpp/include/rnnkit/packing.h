@@ -60,6 +60,23 @@ struct Packing {
   // Row of (t, b) in a caller's (T, B, ·) or (B, T, ·) array.
   Index user_row(Index t, Index b, bool batch_first) const { return batch_first ? b * T + t : t * B + b; }
 
+  // Row of each packed row in a caller's (T, B, ·) or (B, T, ·) array (N of them):
+  // the recurrent driver reads the first layer's input and writes the last
+  // layer's output through these, with no packed copy in between.
+  std::vector<Index> user_rows(bool batch_first) const {
+    std::vector<Index> rows(std::size_t(this->rows()));
+    for (Index t = 0; t < T; ++t)
+      for (Index j = 0; j < batch[t]; ++j) rows[std::size_t(offset[t] + j)] = user_row(t, order[j], batch_first);
+    return rows;
+  }
+
+  // Zero the rows of dst (T, B, w) or (B, T, w) past each sequence's length.
+  template <class S>
+  void zero_padding(S* dst, bool batch_first, Index w) const {
+    for (Index t = 0; t < T; ++t)
+      for (Index j = batch[t]; j < B; ++j) std::fill_n(dst + user_row(t, order[j], batch_first) * w, w, S(0));
+  }
+
   // dst (N, w) packed <- src (T, B, w) or (B, T, w)
   template <class S>
   void gather(const S* src, bool batch_first, Index w, S* dst) const {

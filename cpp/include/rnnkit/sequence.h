@@ -111,20 +111,24 @@ void run_time_loop(bool split, double step_work, Index chunks, Index width, Inde
 }
 
 // C = A · W for one share: its chunks on the calling thread in a team, else the
-// whole product (split by packed_gemm's own threads when worth it).
+// whole product (split by packed_gemm's own threads when worth it). Row i of A
+// at a + i·lda, or at a + a_rows[i]·lda where a_rows is given.
 template <class S>
-void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w) {
+void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w,
+                const Index* a_rows = nullptr) {
   if (my.team)
-    packed_gemm_chunks(c, ldc, a, lda, m, w, my.c0, my.c1);
+    packed_gemm_chunks(c, ldc, a, lda, m, w, my.c0, my.c1, false, a_rows);
   else
-    packed_gemm(c, ldc, a, lda, m, w);
+    packed_gemm(c, ldc, a, lda, m, w, false, a_rows);
 }
 
 }  // namespace detail
 
 // One layer-direction forward.
-//   X  (N, I)          the layer's packed input
-//   Y  (N, ·) ld ldy   out: h_t of every packed row (this direction's columns)
+//   X  (N, I)          the layer's packed input; with x_rows, packed row r is row
+//                      x_rows[r] of X (the caller's own array: no packed copy)
+//   Y  (N, ·) ld ldy   out: h_t of every packed row (this direction's columns),
+//                      at row y_rows[r] of Y with y_rows
 //   h  (B, P)          in: h0 in packed order; out: h_n
 //   c  (B, H)          LSTM: in c0; out c_n
 //   cache              nullptr in eval mode
@@ -140,7 +144,8 @@ void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m
 // the cell each split their own work among the threads.
 template <class Cell, class S>
 void direction_forward(const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
-                       const Packing& pk, const S* X, S* Y, Index ldy, S* h, S* c, DirCache<S>* cache) {
+                       const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
+                       S* h, S* c, DirCache<S>* cache) {
   using detail::ptr;
   const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s),
               C = Cell::cache_cols(s), I = dp.input_size, N = pk.rows(), B = pk.B, T = pk.T;
@@ -193,7 +198,10 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
         }
         lo = reverse ? pk.offset[T - end] : o;  // reverse: the block ends with this step's rows
         hi = lo + rows;
-        detail::share_gemm(my, xg.data(), GH, X + lo * I, I, rows, w_in);
+        if (x_rows)
+          detail::share_gemm(my, xg.data(), GH, X, I, rows, w_in, x_rows + lo);
+        else
+          detail::share_gemm(my, xg.data(), GH, X + lo * I, I, rows, w_in);
       }
       const S* hp = hbuf.data() + (step % 2) * B * P;
       S* hn = hbuf.data() + (1 - step % 2) * B * P;
@@ -221,7 +229,10 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
 
       if (w_hr) packed_gemm(hn, P, a.m, H, b, w_proj);
       mat(h + u0, b, u1 - u0, P) = cmat(hn + u0, b, u1 - u0, P);
-      mat(Y + o * ldy + u0, b, u1 - u0, ldy) = cmat(hn + u0, b, u1 - u0, P);
+      if (y_rows)
+        for (Index r = 0; r < b; ++r) std::copy_n(hn + r * P + u0, u1 - u0, Y + y_rows[o + r] * ldy + u0);
+      else
+        mat(Y + o * ldy + u0, b, u1 - u0, ldy) = cmat(hn + u0, b, u1 - u0, P);
 #ifdef _OPENMP
       if (my.team) {
 #pragma omp barrier

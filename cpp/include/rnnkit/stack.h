@@ -2,9 +2,11 @@
 // A stack of recurrent layers, each uni- or bidirectional, over a batch of
 // variable-length sequences: the multi-layer wrapper over sequence.h.
 //
-//   x (T,B,I) or (B,T,I) --gather--> X_0 (N, I)
+//   X_0 = x (T,B,I) or (B,T,I), read through packed-row -> row indices
+//         (training: gathered into a packed (N, I) copy, which backward reads)
 //   for l: Y_l = [fwd | rev] (N, D·P);   X_{l+1} = Y_l ⊙ dropout mask_l
-//   Y_{L-1} --scatter--> out (T,B,D·P) or (B,T,D·P), zero past each length
+//   Y_{L-1} = out (T,B,D·P) or (B,T,D·P), written through the same indices,
+//         its rows past each length set to zero
 //
 // States h0/h_n are (D·L, B, P) and c0/c_n (D·L, B, H), PyTorch's order.
 
@@ -59,16 +61,20 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size, DP = D * P;
   Packing pk(a.T, a.B, a.lengths);
   const Index N = pk.rows(), B = pk.B;
-  const bool direct = pk.trivial && !a.batch_first;  // caller's arrays are already packed
+  // The caller's x and out in packed order already (time-major, no lengths), or
+  // their row of every packed row.
+  const bool direct = pk.trivial && !a.batch_first;
+  std::vector<Index> user_rows;
+  if (!direct) user_rows = pk.user_rows(a.batch_first);
+  const Index* rows = direct ? nullptr : user_rows.data();
 
   Mat<S> X0;  // (N, I)
   const S* X = a.x;
-  if (!direct || cache) {
+  const Index* x_rows = rows;
+  if (cache) {  // backward reads the packed input (and x may change after this call)
     X0.resize(N, s.input_size);
     pk.gather(a.x, a.batch_first, s.input_size, X0.data());
-    X = X0.data();
-  }
-  if (cache) {
+    x_rows = nullptr;
     cache->spec = s;
     cache->batch_first = a.batch_first;
     cache->inputs.assign(L, Mat<S>());
@@ -79,13 +85,14 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
   }
 
   Mat<S> h(B, P), c(Cell::has_c ? B : 0, H), Ybuf;
+  if (!pk.trivial) pk.zero_padding(a.out, a.batch_first, DP);
   for (Index l = 0; l < L; ++l) {
-    S* Y;
-    if (l == L - 1 && direct) {
-      Y = a.out;
-    } else {
+    S* Y = a.out;
+    const Index* y_rows = rows;
+    if (l < L - 1) {
       Ybuf.resize(N, DP);
       Y = Ybuf.data();
+      y_rows = nullptr;
     }
     for (Index d = 0; d < D; ++d) {
       const Index k = l * D + d;
@@ -95,8 +102,8 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
         if (a.c0) pk.gather_state(a.c0 + k * B * H, H, c.data());
         else c.setZero();
       }
-      direction_forward<Cell>(s, params, s.dir_params(l, d), d == 1, pk, X, Y + d * P, DP, h.data(), c.data(),
-                              cache ? &cache->dirs[k] : nullptr);
+      direction_forward<Cell>(s, params, s.dir_params(l, d), d == 1, pk, X, x_rows, Y + d * P, y_rows, DP, h.data(),
+                              c.data(), cache ? &cache->dirs[k] : nullptr);
       if (a.h_n) pk.scatter_state(h.data(), P, a.h_n + k * B * P);
       if (Cell::has_c && a.c_n) pk.scatter_state(c.data(), H, a.c_n + k * B * H);
     }
@@ -114,9 +121,9 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
         X0 = std::move(Ybuf);  // the next layer reads it while writing a fresh Ybuf
         X = X0.data();
       }
+      x_rows = nullptr;
     }
   }
-  if (!direct) pk.scatter(Ybuf.data(), a.batch_first, DP, a.out);
   if (cache) cache->pack = std::move(pk);
 }
 
