@@ -182,6 +182,39 @@ def test_eval_forward_then_train_forward_backward(cell, rng, make_module, make_i
         np.testing.assert_allclose(got[3][k], want[3][k], rtol=1e-12, atol=1e-12, err_msg=k)
 
 
+@pytest.mark.parametrize("batch_first", [False, True], ids=["tm", "bf"])
+def test_training_steps_of_other_shapes_reuse_buffers(cell, batch_first, rng, make_module, make_inputs, run_forward,
+                                                      run_backward):
+    """A training forward refills the buffers its layer kept from the last backward (the cache
+    object is handed back): steps of larger, smaller and equal shapes in turn, with lengths and
+    dropout, still give the gradients of finite differences."""
+    spec = spec_for(cell, input_size=3, hidden_size=3, num_layers=3, bidirectional=True, dropout=0.3,
+                    batch_first=batch_first)
+    pb, spare = None, None
+    for T_, B_ in [(4, 3), (6, 5), (3, 2), (3, 2)]:
+        inp = make_inputs(spec, rng, T_, B_, state=True, lengths="random")
+        if pb is None:
+            pb = Problem(spec, inp, rng, make_module, run_forward, run_backward)
+        else:  # new loss weights for the new shapes, without a training forward (it would take the spare)
+            D, L, P = spec.num_directions, spec.num_layers, spec.out_size
+            pb.inp = inp
+            pb.w = {"out": rng.standard_normal((B_, T_, D * P) if batch_first else (T_, B_, D * P)),
+                    "h": rng.standard_normal((D * L, B_, P)),
+                    "c": rng.standard_normal((D * L, B_, spec.hidden_size)) if spec.mode == "LSTM" else None}
+        pb.m.zero_grad()
+        pb.run()
+        assert spare is None or pb.m._cache[0] is spare  # the last step's cache, refilled
+        gx, gh0, gc0 = pb.bwd(pb.m, spec, pb.w["out"], pb.w["h"], pb.w["c"])
+        grads = {k: np.array(v) for k, v in pb.m.grads().items()}
+        spare, pb.m._spare_cache = pb.m._spare_cache, None  # the differences' forwards get caches of their own
+        assert spare is not None
+        assert_grad(gx, numerical_grad(inp["x"], pb.loss), "grad_x")
+        assert_grad(gh0, numerical_grad(inp["h0"], pb.loss), "grad_h0")
+        for k, p in pb.m.parameters().items():
+            assert_grad(grads[k], numerical_grad(p, pb.loss), f"grad {k}")
+        pb.m._spare_cache = spare
+
+
 def test_float32_gradients_close_to_float64(cell, rng, make_module, make_inputs, run_forward, run_backward):
     spec = spec_for(cell, num_layers=2, bidirectional=True)
     inp = make_inputs(spec, rng, T, B, state=True, lengths="random")

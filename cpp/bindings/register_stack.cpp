@@ -26,7 +26,8 @@ CellType cell_from_name(const std::string& name) {
 template <class S>
 py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x, bool batch_first,
                   const std::optional<Array<S>>& h0, const std::optional<Array<S>>& c0,
-                  const std::optional<IntArray>& lengths, const std::vector<Array<S>>& dropout, bool training) {
+                  const std::optional<IntArray>& lengths, const std::vector<Array<S>>& dropout, bool training,
+                  const py::object& reuse) {
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size;
   const bool lstm = s.cell == CellType::LSTM;
   check_shape(params, {s.num_params()}, "params");
@@ -69,13 +70,22 @@ py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x,
     a.c_n = cn.mutable_data();
     c_n = cn;
   }
-  std::unique_ptr<StackCache<S>> cache;
-  if (training) cache = std::make_unique<StackCache<S>>();
+  // Training: a fresh cache, or `reuse` (a cache whose backward is done), whose buffers the forward reuses.
+  py::object cache_obj = py::none();
+  StackCache<S>* cache = nullptr;
+  if (training && !reuse.is_none()) {
+    if (!py::isinstance<StackCache<S>>(reuse))
+      throw py::type_error("reuse: expected a cache of the same dtype from an earlier training forward, got " +
+                           std::string(py::str(py::type::of(reuse))));
+    cache_obj = reuse;
+  } else if (training) {
+    cache_obj = py::cast(std::make_unique<StackCache<S>>());
+  }
+  if (training) cache = cache_obj.cast<StackCache<S>*>();
   {
     py::gil_scoped_release release;
-    rnnkit::forward(s, params.data(), a, cache.get());
+    rnnkit::forward(s, params.data(), a, cache);
   }
-  py::object cache_obj = cache ? py::cast(std::move(cache)) : py::none();
   return py::make_tuple(out, h_n, c_n, cache_obj);
 }
 
@@ -124,7 +134,7 @@ void register_dtype(py::module_& m, const char* cache_name) {
   m.def("forward", &forward<S>, py::arg("spec"), py::arg("params").noconvert(), py::arg("x").noconvert(),
         py::arg("batch_first"), py::arg("h0").noconvert() = py::none(), py::arg("c0").noconvert() = py::none(),
         py::arg("lengths").noconvert() = py::none(), py::arg("dropout") = std::vector<Array<S>>(),
-        py::arg("training") = false);
+        py::arg("training") = false, py::arg("reuse") = py::none());
   m.def("backward", &backward<S>, py::arg("spec"), py::arg("params").noconvert(), py::arg("grads").noconvert(),
         py::arg("cache"), py::arg("grad_out").noconvert() = py::none(),
         py::arg("grad_h_n").noconvert() = py::none(), py::arg("grad_c_n").noconvert() = py::none());

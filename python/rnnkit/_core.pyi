@@ -51,8 +51,10 @@ def forward(
     lengths: Optional[np.ndarray] = None,
     dropout: Sequence[np.ndarray] = (),
     training: bool = False,
+    reuse: Optional[_Cache32 | _Cache64] = None,
 ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[_Cache32 | _Cache64]]:
-    """(out, h_n, c_n, cache): c_n only for LSTM, cache only when training."""
+    """(out, h_n, c_n, cache): c_n only for LSTM, cache only when training (``reuse``, a cache
+    whose backward is done, when given: the forward refills its buffers instead of allocating)."""
 
 def backward(
     spec: StackSpec,

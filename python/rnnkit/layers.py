@@ -56,6 +56,9 @@ class _RNNBase(Module):
         )
         self._setup(dtype, seed)
         self._cache: Any = None  # what the last training forward kept for backward
+        # The last cache whose backward is done: the next training forward refills its buffers
+        # (tens of MB for a large layer) instead of allocating and faulting in fresh pages.
+        self._spare_cache: Any = None
 
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         return [(name, tuple(shape)) for name, _, shape in self._spec.param_layout()]
@@ -140,8 +143,9 @@ class _RNNBase(Module):
                 m = (self._rng.random((T, B, self._directions * self._out_size)) >= self.dropout) * keep
                 masks.append(np.ascontiguousarray(m.transpose(1, 0, 2) if batch_first else m, dtype=self.dtype))
 
+        reuse, self._spare_cache = (self._spare_cache if self.training else None), None
         out, h_n, c_n, cache = _core.forward(
-            self._spec, self._flat, x, batch_first, h0, c0, lengths, masks, self.training
+            self._spec, self._flat, x, batch_first, h0, c0, lengths, masks, self.training, reuse
         )
         self._cache = (cache, unbatched, out.shape) if self.training else None
         if unbatched:
@@ -170,7 +174,7 @@ class _RNNBase(Module):
         gh = self._as_state("grad_h_n", grad_h_n, self._out_size, batch)
         gc = self._as_state("grad_c_n", grad_c_n, self.hidden_size, batch)
         grad_x, grad_h0, grad_c0 = _core.backward(self._spec, self._flat, self._grad, cache, grad_out, gh, gc)
-        self._cache = None
+        self._cache, self._spare_cache = None, cache
         if unbatched:
             grad_x, grad_h0 = grad_x[:, 0], grad_h0[:, 0]
             grad_c0 = None if grad_c0 is None else grad_c0[:, 0]

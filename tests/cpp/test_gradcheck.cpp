@@ -1,6 +1,9 @@
 // The driver's BPTT against central finite differences, in double: every
 // parameter, the input and the initial states, for every cell and option
 // (layers, directions, lengths, batch_first, proj_size, reset_after, no bias).
+// The options of a cell run one after another on one StackCache, as a training
+// loop reuses it: each forward refills the buffers the last backward left, at
+// another size (under the sanitizers, a buffer left too small shows).
 
 #include <cmath>
 #include <string>
@@ -43,6 +46,8 @@ double fd_error(Problem& p, V& v, const V& analytic, const Weights& w) {
   return err;
 }
 
+rnnkit::StackCache<double> shared_cache;  // reused by every gradcheck, whatever its spec and sizes
+
 void gradcheck(CellType cell, Index layers, bool bidir, bool lengths, bool batch_first = false, Index proj = 0,
                bool reset_after = true, bool bias = true) {
   Problem p;
@@ -61,7 +66,7 @@ void gradcheck(CellType cell, Index layers, bool bidir, bool lengths, bool batch
   std::mt19937 rng(1234);
   p.randomize(rng);
 
-  rnnkit::StackCache<double> cache;
+  rnnkit::StackCache<double>& cache = shared_cache;
   const Outputs o = forward(p, &cache);
   Weights w{random_vec(o.out.size(), rng), random_vec(o.h_n.size(), rng), random_vec(o.c_n.size(), rng)};
 

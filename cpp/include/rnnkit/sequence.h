@@ -34,6 +34,8 @@ struct DirCache {
   Mat<S> hprev;  // (N, P)  h_{t-1} of every packed row
   Mat<S> cache;  // (N, C)  the cell's own
   Mat<S> m;      // (N, H)  cell output before the projection (proj_size only)
+  Mat<S> dxg;    // (N, G·H) backward's dL/dXG, unless the cell writes it over the cache
+  Mat<S> dhg;    // (N, R)  backward's dL/dHG, where it differs from dL/dXG
 };
 
 namespace detail {
@@ -260,13 +262,11 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
   const S* w_hh = params + dp.w_hh;
   const S* w_hr = ptr(params, dp.w_hr);
 
-  Mat<S> dxg_own;                        // (N, G·H) dL/dXG, unless it overwrites the cache
-  if (!Cell::grads_in_cache) dxg_own.resize(N, GH);
-  S* dxg = Cell::grads_in_cache ? cache.cache.data() : dxg_own.data();
+  if (!Cell::grads_in_cache) cache.dxg.resize(N, GH);  // kept with the cache, for the next step to reuse
+  S* dxg = Cell::grads_in_cache ? cache.cache.data() : cache.dxg.data();
   const Index ldx = Cell::grads_in_cache ? C : GH;
-  Mat<S> dhg_own;                        // (N, R)   dL/dHG when it differs from dL/dXG
-  if (!Cell::same_dhg) dhg_own.resize(N, R);
-  S* dhg = Cell::same_dhg ? dxg : dhg_own.data();
+  if (!Cell::same_dhg) cache.dhg.resize(N, R);
+  S* dhg = Cell::same_dhg ? dxg : cache.dhg.data();
   const Index ldh = Cell::same_dhg ? ldx : R;
   Mat<S> dH;                             // (N, P)   dL/dh_t, kept for dW_hr (proj only)
   if (w_hr) dH.resize(N, P);

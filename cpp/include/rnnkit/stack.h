@@ -45,7 +45,9 @@ struct SeqGradArgs {
   S* grad_c0 = nullptr;         // (D·L, B, H), LSTM, or nullptr
 };
 
-/// Everything a training forward keeps for backward.
+/// Everything a training forward keeps for backward. A cache whose backward is
+/// done may be handed to the next training forward, which reuses its buffers
+/// (same sizes: no allocation, so no fresh pages to fault in).
 template <class S>
 struct StackCache {
   StackSpec spec;
@@ -68,20 +70,19 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
   if (!direct) user_rows = pk.user_rows(a.batch_first);
   const Index* rows = direct ? nullptr : user_rows.data();
 
-  Mat<S> X0;  // (N, I)
+  Mat<S> X0;  // (N, ·) eval mode: the input of a layer above the first
   const S* X = a.x;
   const Index* x_rows = rows;
-  if (cache) {  // backward reads the packed input (and x may change after this call)
-    X0.resize(N, s.input_size);
-    pk.gather(a.x, a.batch_first, s.input_size, X0.data());
-    x_rows = nullptr;
+  if (cache) {  // backward reads every layer's packed input (and x may change after this call)
     cache->spec = s;
     cache->batch_first = a.batch_first;
-    cache->inputs.assign(L, Mat<S>());
-    cache->masks.assign(L - 1, Mat<S>());
-    cache->dirs.assign(L * D, DirCache<S>());
-    cache->inputs[0] = std::move(X0);
+    cache->inputs.resize(L);
+    cache->masks.resize(L - 1);
+    cache->dirs.resize(L * D);
+    cache->inputs[0].resize(N, s.input_size);
+    pk.gather(a.x, a.batch_first, s.input_size, cache->inputs[0].data());
     X = cache->inputs[0].data();
+    x_rows = nullptr;
   }
 
   Mat<S> h(B, P), c(Cell::has_c ? B : 0, H), Ybuf;
@@ -89,9 +90,10 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
   for (Index l = 0; l < L; ++l) {
     S* Y = a.out;
     const Index* y_rows = rows;
+    Mat<S>& next = cache && l < L - 1 ? cache->inputs[l + 1] : Ybuf;  // the next layer's input
     if (l < L - 1) {
-      Ybuf.resize(N, DP);
-      Y = Ybuf.data();
+      next.resize(N, DP);
+      Y = next.data();
       y_rows = nullptr;
     }
     for (Index d = 0; d < D; ++d) {
@@ -108,19 +110,15 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
       if (Cell::has_c && a.c_n) pk.scatter_state(c.data(), H, a.c_n + k * B * H);
     }
     if (l < L - 1) {
+      Mat<S> eval_mask;
+      Mat<S>& mask = cache ? cache->masks[l] : eval_mask;  // empty: no dropout (backward reads this)
+      mask.resize(a.dropout ? N : 0, DP);
       if (a.dropout) {
-        Mat<S> mask(N, DP);
         pk.gather(a.dropout[l], a.batch_first, DP, mask.data());
-        Ybuf.array() *= mask.array();
-        if (cache) cache->masks[l] = std::move(mask);
+        next.array() *= mask.array();
       }
-      if (cache) {
-        cache->inputs[l + 1] = std::move(Ybuf);
-        X = cache->inputs[l + 1].data();
-      } else {
-        X0 = std::move(Ybuf);  // the next layer reads it while writing a fresh Ybuf
-        X = X0.data();
-      }
+      if (!cache) X0.swap(Ybuf);  // the next layer reads it while writing the other buffer
+      X = cache ? next.data() : X0.data();
       x_rows = nullptr;
     }
   }
