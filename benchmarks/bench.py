@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
+B, T = 64, 100  # batch and steps of the inference, training and lengths cases
 
 
 def timeit(fn: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
@@ -143,7 +144,6 @@ def worker(args: argparse.Namespace) -> list[dict]:
     # after start-up; on 2 cores that takes a core from the first case's first runs.
     time.sleep(0.5)
     rows: list[dict] = []
-    B, T = 64, 100
 
     def record(case: str, cell: str, size: int, ms: float, **extra: Any) -> None:
         rows.append({"case": case, "cell": cell, "size": size, "ms": ms, **extra})
@@ -245,10 +245,10 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     times: dict = {}
     extras: dict = {}
     table_cases = [c for c in args.cases if c in ("inference", "training", "lengths")]
-    jobs = [(size, [size], table_cases) for size in args.sizes if table_cases]
+    jobs = [([size], table_cases) for size in args.sizes if table_cases]
     if "streaming" in args.cases and n == args.threads[0]:
-        jobs.append((None, [], ["streaming"]))
-    for j, (_, sizes, cases) in enumerate(jobs):
+        jobs.append(([], ["streaming"]))
+    for j, (sizes, cases) in enumerate(jobs):
         order = libs[j % 3:] + libs[:j % 3]
         for lib in order:
             if lib == "onnxruntime" and "inference" not in cases:
@@ -264,7 +264,7 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         if case == "streaming-python":
             flops = 2.0 * GATES[cell] * size * (1 + size) * 1e-3  # per microsecond
         else:
-            flops = 2.0 * 100 * 64 * GATES[cell] * size * (2 * size) * (3 if case == "training" else 1)
+            flops = 2.0 * T * B * GATES[cell] * size * (2 * size) * (3 if case == "training" else 1)
         if case == "lengths-inference":
             flops *= extra["real_fraction"]
             extra["target_ms"] = extra["rnnkit_padded_ms"] * extra["real_fraction"] * 1.1
@@ -366,16 +366,15 @@ def print_table(results: list[dict], memory: dict | None) -> None:
         for r in rows:
             if r["case"] == "streaming-python":  # print_streaming's table
                 continue
-            unit = " ms"
             ms, ratio = r["ms"], r["ratio"]
-            ort = f"{ms['onnxruntime']:.2f}{unit}" if "onnxruntime" in ms else ""
+            ort = f"{ms['onnxruntime']:.2f} ms" if "onnxruntime" in ms else ""
             ort_ratio = f"{ratio['onnxruntime']:.2f}" if "onnxruntime" in ratio else ""
             extra = ""
             if "target_ms" in r:
                 extra = f" (padded {r['rnnkit_padded_ms']:.2f} ms; target <= {r['target_ms']:.2f})"
             gf = r["gflops"]["rnnkit"]
-            print(f"| {r['case']} | {r['cell']} | {r['size']} | {ms['rnnkit']:.2f}{unit}{extra} | "
-                  f"{ms['torch']:.2f}{unit} | {ort} | {ratio['torch']:.2f} | {ort_ratio} | "
+            print(f"| {r['case']} | {r['cell']} | {r['size']} | {ms['rnnkit']:.2f} ms{extra} | "
+                  f"{ms['torch']:.2f} ms | {ort} | {ratio['torch']:.2f} | {ort_ratio} | "
                   f"{gf:.1f} | {gf / r['peak_gflops']:.0%} |")
     if memory:
         print(f"\nPeak RSS increase of one LSTM training step (B=64, T=100, H=512): rnnkit {memory['rnnkit']:.0f} MiB, "

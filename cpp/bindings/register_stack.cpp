@@ -70,18 +70,19 @@ py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x,
     a.c_n = cn.mutable_data();
     c_n = cn;
   }
-  // Training: a fresh cache, or `reuse` (a cache whose backward is done), whose buffers the forward reuses.
+  // Training: `reuse` (a cache whose backward is done: the forward refills its buffers) or a fresh cache.
   py::object cache_obj = py::none();
   StackCache<S>* cache = nullptr;
-  if (training && !reuse.is_none()) {
-    if (!py::isinstance<StackCache<S>>(reuse))
+  if (training) {
+    if (reuse.is_none())
+      cache_obj = py::cast(std::make_unique<StackCache<S>>());
+    else if (py::isinstance<StackCache<S>>(reuse))
+      cache_obj = reuse;
+    else
       throw py::type_error("reuse: expected a cache of the same dtype from an earlier training forward, got " +
                            std::string(py::str(py::type::of(reuse))));
-    cache_obj = reuse;
-  } else if (training) {
-    cache_obj = py::cast(std::make_unique<StackCache<S>>());
+    cache = cache_obj.cast<StackCache<S>*>();
   }
-  if (training) cache = cache_obj.cast<StackCache<S>*>();
   {
     py::gil_scoped_release release;
     rnnkit::forward(s, params.data(), a, cache);
