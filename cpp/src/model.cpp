@@ -38,12 +38,27 @@ struct Layer {
   bool batch_first = false;  // Recurrent: the Python layer's layout (the runtime is batch-first always)
   bool bias = false;     // Linear
   std::vector<S> params; // Recurrent: spec.param_layout(); Embedding: weight; Linear: weight, bias
-  // For the streaming step (unidirectional layers): W_ih^T, W_hh^T[:, 0:R], W_hr^T of each
-  // sub-layer (Linear: W^T) packed for vec_mat (gemm.h), so x·W^T vectorises over the gates.
-  struct StepWeights {
-    PackedMat<S> w_ih, w_hh, w_hr;  // w_hr empty without proj_size
+  // For the streaming step (unidirectional layers), each sub-layer's weights packed
+  // for vec_mat (gemm.h), so a step's products vectorise over the gates. A step reads
+  // one row per sequence,
+  //   z = [h_{t-1}, 1, x_t]                         (P + 1 + I)
+  // and the blocks of [W_hh^T; b_ih + b_hh; W_ih^T] it multiplies hold the biases
+  // in the row that meets the 1: one pass over z gives W_ih x + b_ih + W_hh h + b_hh
+  // for every gate whose pre-activation is a plain sum (RNN, LSTM, GRU's r and z),
+  // with no second product, no bias pass and no sum of two buffers. GRU's
+  // candidate keeps its parts apart (it needs r first): W_in x + b_in from z's
+  // [1, x_t] and, with reset_after, W_hn h + b_hn from z's [h_{t-1}, 1].
+  struct StepProduct {
+    PackedMat<S> w;  // (K, N)
+    Index k0 = 0;    // z[k0, k0 + K) · w
+    Index out = 0;   // lands in g[out, out + N) (the layout cell_step gives the cell)
   };
-  std::vector<StepWeights> step;  // [sub-layer l]; Linear: step[0].w_ih
+  struct StepWeights {
+    std::vector<StepProduct> products;
+    PackedMat<S> w_hr;  // W_hr^T, empty without proj_size
+  };
+  std::vector<StepWeights> step;  // Recurrent: [sub-layer l]
+  PackedMat<S> linear_w;          // Linear: W^T
 };
 
 template <class S>
@@ -156,6 +171,36 @@ PackedMat<S> packed_transpose(const S* w, Index rows, Index cols) {
   return pack_for_vec_mat<S>(cmat(w, rows, cols).transpose());
 }
 
+// The streaming step's weights of sub-layer l (Layer::StepWeights): products over
+// z = [h_{t-1}, 1, x_t] into g = [xg | hg] (cell_step), each a block of the rows of
+//   Z = [W_hh^T; b^T; W_ih^T]  (P + 1 + I, n)  for the gate rows [r0, r0 + n),
+// b the biases asked for (none without bias=True).
+template <class S>
+typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params, Index l) {
+  const DirParams dp = s.dir_params(l, 0);
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = s.gates() * H;
+  auto stacked = [&](Index r0, Index n, bool b_ih, bool b_hh) {
+    Mat<S> z(P + 1 + I, n);
+    z.topRows(P) = cmat(params + dp.w_hh, GH, P).middleRows(r0, n).transpose();
+    z.row(P).setZero();
+    if (b_ih && dp.b_ih >= 0) z.row(P) += cmat(params + dp.b_ih + r0, 1, n);
+    if (b_hh && dp.b_hh >= 0) z.row(P) += cmat(params + dp.b_hh + r0, 1, n);
+    z.bottomRows(I) = cmat(params + dp.w_ih, GH, I).middleRows(r0, n).transpose();
+    return z;
+  };
+  typename Layer<S>::StepWeights w;
+  if (s.cell != CellType::GRU) {
+    w.products.push_back({pack_for_vec_mat<S>(stacked(0, GH, true, true)), 0, 0});
+  } else {  // r and z as sums; the candidate's W_in x + b_in (+ b_hn where it is a plain sum too) into xg
+    w.products.push_back({pack_for_vec_mat<S>(stacked(0, 2 * H, true, true)), 0, 0});
+    w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, true, !s.reset_after).bottomRows(1 + I)), P, 2 * H});
+    if (s.reset_after)  // W_hn h + b_hn into hg's candidate rows
+      w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, false, true).topRows(P + 1)), 0, GH + 2 * H});
+  }
+  if (dp.w_hr >= 0) w.w_hr = packed_transpose(params + dp.w_hr, P, H);
+  return w;
+}
+
 template <class S>
 Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, Index features, TensorTable& tensors,
                     const std::string& what) {
@@ -206,18 +251,8 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
       std::vector<Index> shape = p.cols ? std::vector<Index>{p.rows, p.cols} : std::vector<Index>{p.rows};
       tensors.take(prefix + p.name, shape, L.params.data() + p.offset);
     }
-    if (!s.bidirectional) {
-      const Index GH = s.gates() * s.hidden_size, H = s.hidden_size, P = s.out_size();
-      const Index R = s.cell == CellType::GRU && !s.reset_after ? 2 * H : GH;
-      for (Index l = 0; l < s.num_layers; ++l) {
-        const DirParams dp = s.dir_params(l, 0);
-        typename Layer<S>::StepWeights w;
-        w.w_ih = packed_transpose(L.params.data() + dp.w_ih, GH, dp.input_size);
-        w.w_hh = packed_transpose(L.params.data() + dp.w_hh, R, P);
-        if (dp.w_hr >= 0) w.w_hr = packed_transpose(L.params.data() + dp.w_hr, P, H);
-        L.step.push_back(std::move(w));
-      }
-    }
+    if (!s.bidirectional)
+      for (Index l = 0; l < s.num_layers; ++l) L.step.push_back(step_weights(s, L.params.data(), l));
     sum << name << "(" << s.input_size << ", " << s.hidden_size;
     if (s.num_layers > 1) sum << ", num_layers=" << s.num_layers;
     if (!s.bias) sum << ", bias=False";
@@ -252,8 +287,7 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
     L.params.resize(std::size_t(L.out * L.in + (L.bias ? L.out : 0)));
     tensors.take(prefix + "weight", {L.out, L.in}, L.params.data());
     if (L.bias) tensors.take(prefix + "bias", {L.out}, L.params.data() + L.out * L.in);
-    L.step.resize(1);
-    L.step[0].w_ih = packed_transpose(L.params.data(), L.out, L.in);
+    L.linear_w = packed_transpose(L.params.data(), L.out, L.in);
     sum << "Linear(" << L.in << ", " << L.out << (L.bias ? "" : ", bias=False") << ")";
   } else if (name == "LastStep" || name == "MeanPool") {
     L.kind = name == "LastStep" ? Kind::LastStep : Kind::MeanPool;
@@ -430,11 +464,15 @@ void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, In
 
 namespace detail {
 
-// One layer-direction of a recurrent stack, stepping: its state and the
-// per-step scratch the cell's step needs, all sized once.
+// One layer-direction of a recurrent stack, stepping: its state (h, c) and the
+// scratch of one row's step, all sized once.
 template <class S>
 struct StepBuffers {
-  Mat<S> h, c, xg, hg, cache, m, work;
+  Mat<S> h, c;  // (B, P), (B, H) LSTM only
+  Mat<S> z;     // (1, P + 1 + I)  [h_{t-1}, 1, x_t] of the row being stepped
+  Mat<S> g;     // (1, 2·G·H)      [xg | hg]: the products' sums (Layer::StepWeights)
+  Mat<S> cache, m, work;  // (1, 4H), (1, H), (1, H): the cell's scratch; m: its output before W_hr
+  StepForward<S> args;    // the cell's arguments, pointing into the above (set by cell_step)
 };
 
 template <class S>
@@ -450,34 +488,36 @@ struct StreamState {
 
 namespace {
 
+// One step of one sub-layer, row by row: z = [h_{t-1}, 1, x_t], g = z · blocks
+// (Layer::StepWeights), then the cell's own step on g. The cell reads its
+// pre-activations as xg + hg with no bias (the products hold it): xg = g[0, GH)
+// has every plain-sum gate whole and GRU's W_in x + b_in; hg = g[GH, 2·GH) is
+// zero but for GRU's W_hn h + b_hn (reset_after), so the sums are exact.
 template <class Cell, class S>
 void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const typename Layer<S>::StepWeights& w,
                const S* x, detail::StepBuffers<S>& st, Index B) {
-  const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s);
-  // xg = x W_ih^T;  hg = h W_hh[0:R]^T, row by row over the transposed weights
-  // (no GEMM packing buffers, so no heap; vectorised over the gates)
-  for (Index r = 0; r < B; ++r) {
-    vec_mat(st.xg.data() + r * GH, x + r * dp.input_size, w.w_ih);
-    vec_mat(st.hg.data() + r * R, st.h.data() + r * P, w.w_hh);
-  }
-  StepForward<S> a;
-  a.b = B;
-  a.xg = st.xg.data();
-  a.hg = st.hg.data();
-  a.b_ih = dp.b_ih >= 0 ? params + dp.b_ih : nullptr;
-  a.b_hh = dp.b_hh >= 0 ? params + dp.b_hh : nullptr;
-  a.w_hh = params + dp.w_hh;
-  a.hprev = st.h.data();
-  a.c = st.c.data();
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = Cell::G * H;
+  S* z = st.z.data();
+  S* g = st.g.data();
+  StepForward<S>& a = st.args;  // kept, not built: zeroing a fresh one is a visible cost of a small step
+  a.b = 1;
+  a.xg = g;
+  a.hg = g + GH;
+  a.w_hh = params + dp.w_hh;  // GRU with reset_after=False multiplies (r⊙h) W_hn^T itself
+  a.hprev = z;
   a.cache = st.cache.data();
-  a.m = st.m.data();
   a.work = st.work.data();
   a.realtime = true;
-  Cell::forward(s, a);
-  if (dp.w_hr >= 0)
-    for (Index r = 0; r < B; ++r) vec_mat(st.h.data() + r * P, st.m.data() + r * H, w.w_hr);
-  else
-    st.h = st.m;  // same size: a copy, no allocation
+  for (Index r = 0; r < B; ++r) {
+    S* h = st.h.data() + r * P;
+    std::copy_n(h, P, z);
+    std::copy_n(x + r * I, I, z + P + 1);
+    for (const auto& p : w.products) vec_mat(g + p.out, z + p.k0, p.w);
+    a.c = Cell::has_c ? st.c.data() + r * H : nullptr;
+    a.m = dp.w_hr >= 0 ? st.m.data() : h;  // h_{t-1} is in z: the cell may write h_t over it
+    Cell::forward(s, a);
+    if (dp.w_hr >= 0) vec_mat(h, st.m.data(), w.w_hr);
+  }
 }
 
 template <class S>
@@ -520,7 +560,7 @@ void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
       case Kind::Linear:  // linear_forward's maths, row by row (no heap)
         for (Index r = 0; r < B; ++r) {
           if (L.bias) std::copy_n(L.params.data() + L.out * L.in, L.out, out + r * L.out);
-          vec_mat(out + r * L.out, in + r * L.in, L.step[0].w_ih, L.bias);
+          vec_mat(out + r * L.out, in + r * L.in, L.linear_w, L.bias);
         }
         break;
       case Kind::LastStep: continue;  // the sequence so far ends at this step
@@ -640,16 +680,17 @@ BasicStream<S> BasicModel<S>::stream(Index batch) const {
     if (L.kind == detail::Kind::MeanPool) st->sums[i] = Mat<S>::Zero(batch, L.in);
     if (L.kind != detail::Kind::Recurrent) continue;
     const StackSpec& s = L.spec;
-    const Index H = s.hidden_size, G = s.gates();
+    const Index H = s.hidden_size, G = s.gates(), P = s.out_size();
     for (Index l = 0; l < s.num_layers; ++l) {
       detail::StepBuffers<S> b;
-      b.h = Mat<S>::Zero(batch, s.out_size());
+      b.h = Mat<S>::Zero(batch, P);
       b.c = Mat<S>::Zero(s.cell == CellType::LSTM ? batch : 0, H);
-      b.xg.resize(batch, G * H);
-      b.hg.resize(batch, G * H);
-      b.cache.resize(batch, (G + 1) * H);  // >= every cell's cache_cols
-      b.m.resize(batch, H);
-      b.work.resize(batch, H);
+      b.z = Mat<S>::Zero(1, P + 1 + s.layer_input_size(l));
+      b.z(0, P) = S(1);                   // meets the biases' row
+      b.g = Mat<S>::Zero(1, 2 * G * H);  // hg's rows that no product writes stay zero
+      b.cache.resize(1, (G + 1) * H);    // >= every cell's cache_cols
+      b.m.resize(1, H);
+      b.work.resize(1, H);
       st->rec[i].push_back(std::move(b));
     }
   }
