@@ -46,8 +46,10 @@ struct Layer {
   // in the row that meets the 1: one pass over z gives W_ih x + b_ih + W_hh h + b_hh
   // for every gate whose pre-activation is a plain sum (RNN, LSTM, GRU's r and z),
   // with no second product, no bias pass and no sum of two buffers. GRU's
-  // candidate keeps its parts apart (it needs r first): W_in x + b_in from z's
-  // [1, x_t] and, with reset_after, W_hn h + b_hn from z's [h_{t-1}, 1].
+  // candidate keeps its parts apart (it needs r first), g = [r, z, n_x, n_h]:
+  // n_x = W_in x + b_in from z's [1, x_t] and, with reset_after, n_h = W_hn h + b_hn
+  // from z's [h_{t-1}, 1]. (One product over all of g with zero blocks measured
+  // slower even at hidden 8.)
   struct StepProduct {
     PackedMat<S> w;  // (K, N)
     Index k0 = 0;    // z[k0, k0 + K) · w
@@ -172,15 +174,15 @@ PackedMat<S> packed_transpose(const S* w, Index rows, Index cols) {
 }
 
 // The streaming step's weights of sub-layer l (Layer::StepWeights): products over
-// z = [h_{t-1}, 1, x_t] into g = [xg | hg] (cell_step), each a block of the rows of
+// z = [h_{t-1}, 1, x_t] into g (cell_step), each a block of the rows of
 //   Z = [W_hh^T; b^T; W_ih^T]  (P + 1 + I, n)  for the gate rows [r0, r0 + n),
 // b the biases asked for (none without bias=True).
 template <class S>
 typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params, Index l) {
   const DirParams dp = s.dir_params(l, 0);
-  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = s.gates() * H;
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = s.gates() * H, K = P + 1 + I;
   auto stacked = [&](Index r0, Index n, bool b_ih, bool b_hh) {
-    Mat<S> z(P + 1 + I, n);
+    Mat<S> z(K, n);
     z.topRows(P) = cmat(params + dp.w_hh, GH, P).middleRows(r0, n).transpose();
     z.row(P).setZero();
     if (b_ih && dp.b_ih >= 0) z.row(P) += cmat(params + dp.b_ih + r0, 1, n);
@@ -191,11 +193,13 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
   typename Layer<S>::StepWeights w;
   if (s.cell != CellType::GRU) {
     w.products.push_back({pack_for_vec_mat<S>(stacked(0, GH, true, true)), 0, 0});
-  } else {  // r and z as sums; the candidate's W_in x + b_in (+ b_hn where it is a plain sum too) into xg
-    w.products.push_back({pack_for_vec_mat<S>(stacked(0, 2 * H, true, true)), 0, 0});
-    w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, true, !s.reset_after).bottomRows(1 + I)), P, 2 * H});
-    if (s.reset_after)  // W_hn h + b_hn into hg's candidate rows
-      w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, false, true).topRows(P + 1)), 0, GH + 2 * H});
+  } else {
+    const bool after = s.reset_after;
+    const Mat<S> rz = stacked(0, 2 * H, true, true), n_x = stacked(2 * H, H, true, !after).bottomRows(1 + I),
+                 n_h = stacked(2 * H, H, false, true).topRows(P + 1);  // reset_after=False: b_hn joins n_x (r does not scale it)
+    w.products.push_back({pack_for_vec_mat<S>(rz), 0, 0});
+    w.products.push_back({pack_for_vec_mat<S>(n_x), P, 2 * H});
+    if (after) w.products.push_back({pack_for_vec_mat<S>(n_h), 0, 3 * H});
   }
   if (dp.w_hr >= 0) w.w_hr = packed_transpose(params + dp.w_hr, P, H);
   return w;
@@ -470,7 +474,7 @@ template <class S>
 struct StepBuffers {
   Mat<S> h, c;  // (B, P), (B, H) LSTM only
   Mat<S> z;     // (1, P + 1 + I)  [h_{t-1}, 1, x_t] of the row being stepped
-  Mat<S> g;     // (1, 2·G·H)      [xg | hg]: the products' sums (Layer::StepWeights)
+  Mat<S> g;     // (1, G·H), GRU (1, 4H): the products' sums (Layer::StepWeights)
   Mat<S> cache, m, work;  // (1, 4H), (1, H), (1, H): the cell's scratch; m: its output before W_hr
   StepForward<S> args;    // the cell's arguments, pointing into the above (set by cell_step)
 };
@@ -489,20 +493,20 @@ struct StreamState {
 namespace {
 
 // One step of one sub-layer, row by row: z = [h_{t-1}, 1, x_t], g = z · blocks
-// (Layer::StepWeights), then the cell's own step on g. The cell reads its
-// pre-activations as xg + hg with no bias (the products hold it): xg = g[0, GH)
-// has every plain-sum gate whole and GRU's W_in x + b_in; hg = g[GH, 2·GH) is
-// zero but for GRU's W_hn h + b_hn (reset_after), so the sums are exact.
+// (Layer::StepWeights), then the cell's own step on g, which holds every
+// plain-sum gate's pre-activation whole (a.summed: the cell adds no hg and no
+// bias) and GRU's candidate parts, read as xg[2H, 3H) and hg[2H, 3H) = g[3H, 4H).
 template <class Cell, class S>
 void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const typename Layer<S>::StepWeights& w,
                const S* x, detail::StepBuffers<S>& st, Index B) {
-  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = Cell::G * H;
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size;
   S* z = st.z.data();
   S* g = st.g.data();
   StepForward<S>& a = st.args;  // kept, not built: zeroing a fresh one is a visible cost of a small step
   a.b = 1;
   a.xg = g;
-  a.hg = g + GH;
+  a.hg = Cell::G == 3 ? g + H : g;
+  a.summed = true;
   a.w_hh = params + dp.w_hh;  // GRU with reset_after=False multiplies (r⊙h) W_hn^T itself
   a.hprev = z;
   a.cache = st.cache.data();
@@ -687,7 +691,7 @@ BasicStream<S> BasicModel<S>::stream(Index batch) const {
       b.c = Mat<S>::Zero(s.cell == CellType::LSTM ? batch : 0, H);
       b.z = Mat<S>::Zero(1, P + 1 + s.layer_input_size(l));
       b.z(0, P) = S(1);                   // meets the biases' row
-      b.g = Mat<S>::Zero(1, 2 * G * H);  // hg's rows that no product writes stay zero
+      b.g = Mat<S>::Zero(1, (s.cell == CellType::GRU ? 4 : G) * H);
       b.cache.resize(1, (G + 1) * H);    // >= every cell's cache_cols
       b.m.resize(1, H);
       b.work.resize(1, H);

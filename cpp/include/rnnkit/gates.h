@@ -41,6 +41,9 @@ struct StepForward {
   bool training = false;     // fill the cache for backward
   S* m = nullptr;            // (b, H)    out: the cell's output
   S* work = nullptr;         // (b, H)    scratch
+  bool summed = false;       // xg already holds every plain-sum gate's whole pre-activation, biases
+                             // included (the streaming step's products): hg and the biases are not
+                             // added to it (GRU's candidate still reads its parts from xg and hg)
   bool realtime = false;     // the streaming step: the calling thread only (no thread team) and
                              // products row by row (gemv_rows: no GEMM packing buffers), so the
                              // step allocates nothing and never waits on other threads
@@ -61,11 +64,13 @@ inline void for_units(const A& a, Index H, F&& f) {
   for_lanes<S>(u1 - u0, [&](auto v, Index j) { f(v, u0 + j); });
 }
 
-// xg + hg + b_ih + b_hh at element k of one row (xg, hg: the row's start): the
-// pre-activation of every gate that is a plain sum (all but GRU's candidate).
+// xg + hg + b_ih + b_hh at element k of one row (xg, hg: the row's start), or
+// xg alone where a.summed: the pre-activation of every gate that is a plain sum
+// (all but GRU's candidate).
 template <class V, class S>
 inline V gate_sum(const StepForward<S>& a, const S* xg, const S* hg, Index k) {
   using namespace lane;
+  if (a.summed) return load<V>(xg + k);
   V x = padd(load<V>(xg + k), load<V>(hg + k));
   if (a.b_ih) x = padd(x, load<V>(a.b_ih + k));
   if (a.b_hh) x = padd(x, load<V>(a.b_hh + k));
