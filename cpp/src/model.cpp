@@ -195,11 +195,10 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
     w.products.push_back({pack_for_vec_mat<S>(stacked(0, GH, true, true)), 0, 0});
   } else {
     const bool after = s.reset_after;
-    const Mat<S> rz = stacked(0, 2 * H, true, true), n_x = stacked(2 * H, H, true, !after).bottomRows(1 + I),
-                 n_h = stacked(2 * H, H, false, true).topRows(P + 1);  // reset_after=False: b_hn joins n_x (r does not scale it)
-    w.products.push_back({pack_for_vec_mat<S>(rz), 0, 0});
-    w.products.push_back({pack_for_vec_mat<S>(n_x), P, 2 * H});
-    if (after) w.products.push_back({pack_for_vec_mat<S>(n_h), 0, 3 * H});
+    w.products.push_back({pack_for_vec_mat<S>(stacked(0, 2 * H, true, true)), 0, 0});
+    // reset_after=False: b_hn joins n_x (r does not scale it)
+    w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, true, !after).bottomRows(1 + I)), P, 2 * H});
+    if (after) w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, false, true).topRows(P + 1)), 0, 3 * H});
   }
   if (dp.w_hr >= 0) w.w_hr = packed_transpose(params + dp.w_hr, P, H);
   return w;
@@ -474,7 +473,7 @@ template <class S>
 struct StepBuffers {
   Mat<S> h, c;  // (B, P), (B, H) LSTM only
   Mat<S> z;     // (1, P + 1 + I)  [h_{t-1}, 1, x_t] of the row being stepped
-  Mat<S> g;     // (1, G·H), GRU (1, 4H): the products' sums (Layer::StepWeights)
+  Mat<S> g;     // (1, G·H; GRU with reset_after 4H): the products' sums (Layer::StepWeights)
   Mat<S> cache, m, work;  // (1, 4H), (1, H), (1, H): the cell's scratch; m: its output before W_hr
   StepForward<S> args;    // the cell's arguments, pointing into the above (set by cell_step)
 };
@@ -691,7 +690,9 @@ BasicStream<S> BasicModel<S>::stream(Index batch) const {
       b.c = Mat<S>::Zero(s.cell == CellType::LSTM ? batch : 0, H);
       b.z = Mat<S>::Zero(1, P + 1 + s.layer_input_size(l));
       b.z(0, P) = S(1);                   // meets the biases' row
-      b.g = Mat<S>::Zero(1, (s.cell == CellType::GRU ? 4 : G) * H);
+      Index g_cols = 0;  // as wide as the products write
+      for (const auto& p : L.step[std::size_t(l)].products) g_cols = std::max(g_cols, p.out + p.w.N);
+      b.g = Mat<S>::Zero(1, g_cols);
       b.cache.resize(1, (G + 1) * H);    // >= every cell's cache_cols
       b.m.resize(1, H);
       b.work.resize(1, H);
