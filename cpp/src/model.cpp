@@ -495,9 +495,14 @@ namespace {
 // (Layer::StepWeights), then the cell's own step on g, which holds every
 // plain-sum gate's pre-activation whole (a.summed: the cell adds no hg and no
 // bias) and GRU's candidate parts, read as xg[2H, 3H) and hg[2H, 3H) = g[3H, 4H).
+//
+// Odd steps go over the weights backwards (vec_mat's `backwards`, the products in
+// reverse order too): a step then starts on the weights the step before ended
+// on, still in L1. At hidden 64, whose weights are 50-66 KiB, this made the
+// products 1.2-1.35x faster (the L2 streams a step's weights at ~105 bytes/ns).
 template <class Cell, class S>
 void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const typename Layer<S>::StepWeights& w,
-               const S* x, detail::StepBuffers<S>& st, Index B) {
+               const S* x, detail::StepBuffers<S>& st, Index B, bool backwards) {
   const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size;
   S* z = st.z.data();
   S* g = st.g.data();
@@ -515,24 +520,28 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const t
     S* h = st.h.data() + r * P;
     std::copy_n(h, P, z);
     std::copy_n(x + r * I, I, z + P + 1);
-    for (const auto& p : w.products) vec_mat(g + p.out, z + p.k0, p.w);
+    const Index np = Index(w.products.size());
+    for (Index i = 0; i < np; ++i) {
+      const auto& p = w.products[std::size_t(backwards ? np - 1 - i : i)];
+      vec_mat(g + p.out, z + p.k0, p.w, false, backwards);
+    }
     a.c = Cell::has_c ? st.c.data() + r * H : nullptr;
     a.m = dp.w_hr >= 0 ? st.m.data() : h;  // h_{t-1} is in z: the cell may write h_t over it
     Cell::forward(s, a);
-    if (dp.w_hr >= 0) vec_mat(h, st.m.data(), w.w_hr);
+    if (dp.w_hr >= 0) vec_mat(h, st.m.data(), w.w_hr, false, backwards);
   }
 }
 
 template <class S>
-void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S>>& subs, Index B) {
+void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S>>& subs, Index B, bool backwards) {
   const StackSpec& s = L.spec;
   for (Index l = 0; l < s.num_layers; ++l) {
     const DirParams dp = s.dir_params(l, 0);
     switch (s.cell) {
       case CellType::RNN_TANH:
-      case CellType::RNN_RELU: cell_step<RnnCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B); break;
-      case CellType::LSTM: cell_step<LstmCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B); break;
-      case CellType::GRU: cell_step<GruCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B); break;
+      case CellType::RNN_RELU: cell_step<RnnCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B, backwards); break;
+      case CellType::LSTM: cell_step<LstmCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B, backwards); break;
+      case CellType::GRU: cell_step<GruCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B, backwards); break;
     }
     x = subs[l].h.data();
   }
@@ -556,7 +565,7 @@ void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
         for (Index r = 0; r < B; ++r) std::copy_n(L.params.data() + Index(ids[r]) * L.out, L.out, out + r * L.out);
         break;
       case Kind::Recurrent:  // its output is its last sub-layer's state: read there, not copied
-        stack_step(L, in, st.rec[i], B);
+        stack_step(L, in, st.rec[i], B, st.steps % 2 == 0);
         in = st.rec[i].back().h.data();
         F = L.out;
         continue;

@@ -95,19 +95,22 @@ void check_vec_mat() {
   const double tol = std::is_same_v<S, float> ? 2e-5 : 1e-13;
   for (Index k : {1, 2, 5, 64, 129})
     for (Index n : {1, 3, 8, 31, 32, 33, 100})
-      for (bool accumulate : {false, true}) {
-        const Index ldw = n + 5;
-        auto x = random_vector<S>(std::size_t(k), rng), w = random_vector<S>(std::size_t(k * ldw), rng),
-             y = random_vector<S>(std::size_t(n), rng);
-        const auto want = reference(y, n, x, k, w, ldw, 1, k, n, accumulate);
-        auto packed = rnnkit::pack_for_vec_mat<S>(rnnkit::cmat(w.data(), k, n, ldw));
-        rnnkit::vec_mat(y.data(), x.data(), packed, accumulate);
-        for (Index j = 0; j < n; ++j) CHECK(std::fabs(y[j] - want[j]) <= tol * (1 + std::fabs(want[j])));
-      }
+      for (bool accumulate : {false, true})
+        for (bool backwards : {false, true}) {
+          const Index ldw = n + 5;
+          auto x = random_vector<S>(std::size_t(k), rng), w = random_vector<S>(std::size_t(k * ldw), rng),
+               y = random_vector<S>(std::size_t(n), rng);
+          const auto want = reference(y, n, x, k, w, ldw, 1, k, n, accumulate);
+          auto packed = rnnkit::pack_for_vec_mat<S>(rnnkit::cmat(w.data(), k, n, ldw));
+          rnnkit::vec_mat(y.data(), x.data(), packed, accumulate, backwards);
+          for (Index j = 0; j < n; ++j) CHECK(std::fabs(y[j] - want[j]) <= tol * (1 + std::fabs(want[j])));
+        }
 }
 
-// Every element of every length goes through the packet body or the scalar
-// tail; both must give σ and tanh (and the derivative helpers) to float precision.
+// Every element of every length goes through the packet body, a half or
+// quarter packet (AVX-512: 8 and 4 floats) or the scalar tail; each must give
+// σ and tanh (and the derivative helpers) to float precision, and every element
+// must be written (the -7 each output starts as is no σ or tanh of anything).
 template <class S>
 void check_lanes() {
   using namespace rnnkit::lane;
