@@ -20,7 +20,8 @@ is faster).
 
 Cases: inference and training steps (B=64, T=100, input = hidden = --sizes,
 RNN tanh / LSTM / GRU, float32); variable lengths (uniform in 10..100, packed
-sequences in PyTorch); streaming (batch 1, input 1, one step per call: the C++
+sequences in PyTorch; inference, and training steps whose backward takes the
+padded output's gradient); streaming (batch 1, input 1, one step per call: the C++
 Stream::step through examples/cpp/stream_latency, built here with CMake, and
 model.stream(1).step from Python, against PyTorch's LSTMCell/GRUCell, on the
 first thread count only); peak RSS of one LSTM training step (B=64, T=100,
@@ -195,12 +196,29 @@ def worker(args: argparse.Namespace) -> list[dict]:
                     rm.eval()
                     record("lengths-inference", cell, size, timeit(lambda: rm(x, lengths=lengths), args.repeats),
                            rnnkit_padded_ms=timeit(lambda: rm(x), args.repeats), real_fraction=frac)
+                    rm.train()
+
+                    def lengths_step() -> None:
+                        rm(x, lengths=lengths)
+                        rm.backward(go)
+
+                    def padded_step() -> None:
+                        rm(x)
+                        rm.backward(go)
+                    record("lengths-training", cell, size, timeit(lengths_step, args.repeats),
+                           rnnkit_padded_ms=timeit(padded_step, args.repeats), real_fraction=frac)
                 else:
-                    def packed() -> Any:
-                        return torch.nn.utils.rnn.pack_padded_sequence(xt, torch.from_numpy(lengths),
+                    def packed(inp: Any) -> Any:
+                        return torch.nn.utils.rnn.pack_padded_sequence(inp, torch.from_numpy(lengths),
                                                                        enforce_sorted=False)
                     with torch.no_grad():
-                        record("lengths-inference", cell, size, timeit(lambda: tm(packed()), args.repeats))
+                        record("lengths-inference", cell, size, timeit(lambda: tm(packed(xt)), args.repeats))
+                    xg, got = xt.clone().requires_grad_(True), torch.from_numpy(go)
+
+                    def packed_step() -> None:  # the padded output's gradient, as rnnkit's backward takes it
+                        out, _ = tm(packed(xg))
+                        torch.nn.utils.rnn.pad_packed_sequence(out, total_length=T)[0].backward(got)
+                    record("lengths-training", cell, size, timeit(packed_step, args.repeats))
 
     if "streaming" in args.cases and lib != "onnxruntime":
         xs = np.random.default_rng(0).standard_normal((1, 1)).astype(np.float32)
@@ -264,15 +282,15 @@ def measure(n: int, args: argparse.Namespace) -> dict:
         if case == "streaming-python":
             flops = 2.0 * GATES[cell] * size * (1 + size) * 1e-3  # per microsecond
         else:
-            flops = 2.0 * T * B * GATES[cell] * size * (2 * size) * (3 if case == "training" else 1)
-        if case == "lengths-inference":
+            flops = 2.0 * T * B * GATES[cell] * size * (2 * size) * (3 if case.endswith("training") else 1)
+        if case.startswith("lengths-"):
             flops *= extra["real_fraction"]
             extra["target_ms"] = extra["rnnkit_padded_ms"] * extra["real_fraction"] * 1.1
         rows.append({"case": case, "cell": cell, "size": size, "threads": n, "ms": ms,
                      "gflops": {k: flops / v / 1e6 for k, v in ms.items() if v},
                      "ratio": {k: v / ms["rnnkit"] for k, v in ms.items() if k != "rnnkit" and v},
                      "peak_gflops": peak, **extra})
-    order = {"inference": 0, "training": 1, "lengths-inference": 2, "streaming-python": 3}
+    order = {"inference": 0, "training": 1, "lengths-inference": 2, "lengths-training": 3, "streaming-python": 4}
     rows.sort(key=lambda r: (r["case"] == "streaming-python", r["size"], ("RNN", "LSTM", "GRU").index(r["cell"]),
                              order[r["case"]]))
     return {"threads": n, "rows": rows}
