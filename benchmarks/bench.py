@@ -161,10 +161,15 @@ def worker(args: argparse.Namespace) -> list[dict]:
             if lib == "rnnkit":
                 rm = getattr(rk, cell)(I, H)
                 rm.load_state_dict(sd)
+
+                def rnnkit_step(lens: Any = None) -> None:  # one training step (call rm.train() first)
+                    rm(x, lengths=lens)
+                    rm.backward(go)
             elif lib == "torch":
                 tm = getattr(torch.nn, cell)(I, H)
                 tm.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})
                 xt = torch.from_numpy(x)
+                xg, got = xt.clone().requires_grad_(True), torch.from_numpy(go)  # training's input and dL/dout
             if "inference" in args.cases:
                 if lib == "rnnkit":
                     rm.eval()
@@ -179,13 +184,8 @@ def worker(args: argparse.Namespace) -> list[dict]:
             if "training" in args.cases and lib != "onnxruntime":
                 if lib == "rnnkit":
                     rm.train()
-
-                    def step() -> None:
-                        rm(x)
-                        rm.backward(go)
+                    step = rnnkit_step
                 else:
-                    xg, got = xt.clone().requires_grad_(True), torch.from_numpy(go)
-
                     def step() -> None:
                         out, _ = tm(xg)
                         out.backward(got)
@@ -197,23 +197,14 @@ def worker(args: argparse.Namespace) -> list[dict]:
                     record("lengths-inference", cell, size, timeit(lambda: rm(x, lengths=lengths), args.repeats),
                            rnnkit_padded_ms=timeit(lambda: rm(x), args.repeats), real_fraction=frac)
                     rm.train()
-
-                    def lengths_step() -> None:
-                        rm(x, lengths=lengths)
-                        rm.backward(go)
-
-                    def padded_step() -> None:
-                        rm(x)
-                        rm.backward(go)
-                    record("lengths-training", cell, size, timeit(lengths_step, args.repeats),
-                           rnnkit_padded_ms=timeit(padded_step, args.repeats), real_fraction=frac)
+                    record("lengths-training", cell, size, timeit(lambda: rnnkit_step(lengths), args.repeats),
+                           rnnkit_padded_ms=timeit(rnnkit_step, args.repeats), real_fraction=frac)
                 else:
                     def packed(inp: Any) -> Any:
                         return torch.nn.utils.rnn.pack_padded_sequence(inp, torch.from_numpy(lengths),
                                                                        enforce_sorted=False)
                     with torch.no_grad():
                         record("lengths-inference", cell, size, timeit(lambda: tm(packed(xt)), args.repeats))
-                    xg, got = xt.clone().requires_grad_(True), torch.from_numpy(go)
 
                     def packed_step() -> None:  # the padded output's gradient, as rnnkit's backward takes it
                         out, _ = tm(packed(xg))
