@@ -133,15 +133,16 @@ struct GruCell {
   }
 
   // reset_after=false: the W_hn rows saw r⊙h, not h, so the driver's
-  // dW_hh = dhg^T h_{t-1} skips them; their gradient over all N rows is here.
+  // dW_hh = dhg^T h_{t-1} skips them; their gradient over all N rows is here
+  // (db_x: the driver's column sums of dxg, whose n block is also b_hn's).
   template <class S>
-  static void backward_weights(const StackSpec& s, Index N, const S* dxg, const S* cache, S* dw_hh,
+  static void backward_weights(const StackSpec& s, Index N, const S* dxg, const S* cache, const S* db_x, S* dw_hh,
                                S* db_hh) {
     if (s.reset_after) return;
     const Index H = s.hidden_size, GH = 3 * H;
     auto dan = cmat(dxg + 2 * H, N, H, GH);                                 // (N, H) dL/da_n
     gemm(mat(dw_hh + 2 * H * H, H, H), dan.transpose(), cmat(cache + 3 * H, N, H, 4 * H), true);
-    if (db_hh) add_column_sums(db_hh + 2 * H, dxg + 2 * H, N, H, GH);
+    if (db_hh) arr(db_hh + 2 * H, H) += carr(db_x + 2 * H, H);
   }
 };
 

@@ -73,7 +73,7 @@ struct LstmCell {
   }
 
   template <class S>
-  static void backward_weights(const StackSpec&, Index, const S*, const S*, S*, S*) {}
+  static void backward_weights(const StackSpec&, Index, const S*, const S*, const S*, S*, S*) {}
 };
 
 }  // namespace rnnkit

@@ -57,7 +57,7 @@ struct RnnCell {
   }
 
   template <class S>
-  static void backward_weights(const StackSpec&, Index, const S*, const S*, S*, S*) {}
+  static void backward_weights(const StackSpec&, Index, const S*, const S*, const S*, S*, S*) {}
 };
 
 }  // namespace rnnkit
