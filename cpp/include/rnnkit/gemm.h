@@ -192,16 +192,18 @@ template <class S>
 void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, const Index* a_rows, Index m, const PackedMat<S>& w,
                         Index p0, Index p1, bool accumulate) {
   constexpr Index L = simd_width<S>(), NR = 2 * L, MR = 6;
-  // K in blocks whose slice of a panel (kc·NR scalars, 32 KiB) stays in L1-L2
-  // while every row tile reads it, and rows in blocks whose slice of A (mc·kc,
-  // 256 KiB) stays in L2 while every panel reads it. (A 16 KiB slice, half the
-  // K, measured 5-8% slower on the input projection of hidden 512, as C is then
-  // loaded and stored twice; the per-step shapes ran the same.)
-  constexpr Index KC = std::max<Index>(64, 32768 / Index(NR * sizeof(S)));
-  constexpr Index MC = std::max<Index>(MR, 262144 / Index(KC * sizeof(S)));
-  for (Index k0 = 0; k0 < w.K; k0 += KC) {
-    const Index kc = std::min(KC, w.K - k0);
+  // K in blocks of equal size, at most KC: a panel's slice (kc·NR scalars, up
+  // to 64 KiB) is read from L1-L2 by every row tile; rows in blocks whose slice
+  // of A (mc·kc, 256 KiB) stays in L2 while every panel reads it. Every block of
+  // K past the first loads and stores C once more: at K = 512 (hidden 512's
+  // products, and backward's G·H-deep ones), slices of 64 KiB made the forward
+  // 2-5% faster than 32 KiB ones; 16 KiB ones were 5-8% slower still.
+  constexpr Index KC = std::max<Index>(64, 65536 / Index(NR * sizeof(S)));
+  const Index kblocks = (w.K + KC - 1) / KC;
+  for (Index kb = 0; kb < kblocks; ++kb) {
+    const Index k0 = w.K * kb / kblocks, kc = w.K * (kb + 1) / kblocks - k0;
     const bool load_c = accumulate || k0 > 0;
+    const Index MC = std::max<Index>(MR, 262144 / Index(kc * sizeof(S)));
     for (Index i0 = 0; i0 < m; i0 += MC) {
       const Index mc = std::min(MC, m - i0);
       // rows in tiles of 5 or 6 where there are enough (a tile of fewer keeps too few sums in flight)
