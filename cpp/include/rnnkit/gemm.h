@@ -2,21 +2,21 @@
 // Every matrix product in rnnkit is here. Two kinds:
 //
 // - Products by a weight matrix that stays fixed over many calls (the recurrent
-//   driver's per-step h_{t-1}·W_hh^T, its input projections and projection, the
-//   streaming step's products): the weights are packed once into panels
+//   driver's per-step h_{t-1}·W_hh^T, its input projections and projection,
+//   backward's dX = dXG·W_ih, the streaming step's products): the weights are packed once into panels
 //   (PackedMat) and multiplied by our own register-tiled kernels, packed_gemm for
 //   a matrix and vec_mat for one row. A general GEMM repacks the weights on
 //   every call, which on a recurrent step of batch 64 costs more than the tile
 //   arithmetic it feeds (OpenBLAS: 64-84 GFLOP/s on the per-step shapes where
 //   packed_gemm runs at 86-96 on this project's Zen 3, 1 thread).
-// - Everything else (the weight gradients over all steps, dX, the heads) goes
+// - Everything else (the weight gradients over all steps, the heads) goes
 //   through gemm(): C = A·B or C += A·B on Eigen's kernel, or on a BLAS plugged
 //   in at run time (blas.h) when one is.
 //
 // Threads are ours, not Eigen's: a product big enough to pay for a thread team
-// is split into one block per thread (packed_gemm: by panels of W's columns;
-// gemm: along C's larger dimension), and each thread runs a single-threaded
-// kernel on its block. (Eigen's own threading starts a team for products of a
+// is split into one block per thread (along C's larger dimension: for
+// packed_gemm, by panels of W's columns or by rows), and each thread runs a
+// single-threaded kernel on its block. (Eigen's own threading starts a team for products of a
 // few hundred thousand multiply-adds, which costs more than it saves on a
 // recurrent step and is ruinous when the cores are shared.) Splitting by
 // columns also gives each thread its own slice of W_hh, so the weights are
@@ -305,14 +305,18 @@ constexpr double kBlasWork = 1 << 15;
 
 /// C (m, N) = A (m, K) · W, or C += A · W, with W packed by pack_for_gemm; A's
 /// rows lda apart (row i at a + a_rows[i]·lda where a_rows is given), C's ldc.
-/// Threads split W's panels (each streams its own share of the weights) when the
-/// product is worth a team. Allocates nothing.
+/// A product worth a thread team is split along C's longer side: by W's panels
+/// where C is wide (a recurrent step, an input projection: each thread streams
+/// its own share of the weights and reads the few rows of A), by rows where it
+/// is tall (backward's dX over all steps: each thread reads its own share of the
+/// large A, instead of all of it). Allocates nothing.
 template <class S>
 void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, bool accumulate = false,
                  const Index* a_rows = nullptr) {
   const Index panels = w.chunks() * w.gates;
+  const bool by_rows = m > w.N;
   const double work = double(m) * double(w.N) * double(w.K);
-  const int nt = work >= kParallelGemmWork ? int(std::min<Index>(get_num_threads(), panels)) : 1;
+  const int nt = work >= kParallelGemmWork ? int(std::min<Index>(get_num_threads(), by_rows ? m : panels)) : 1;
   if (nt <= 1 || m == 0) {
     detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, 0, panels, accumulate);
     return;
@@ -321,7 +325,13 @@ void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMa
 #pragma omp parallel num_threads(nt)
   {
     const Index id = omp_get_thread_num(), k = omp_get_num_threads();
-    detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, panels * id / k, panels * (id + 1) / k, accumulate);
+    if (by_rows) {
+      const Index r0 = m * id / k, r1 = m * (id + 1) / k;
+      detail::packed_gemm_panels(c + r0 * ldc, ldc, a_rows ? a : a + r0 * lda, lda, a_rows ? a_rows + r0 : nullptr,
+                                 r1 - r0, w, 0, panels, accumulate);
+    } else {
+      detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, panels * id / k, panels * (id + 1) / k, accumulate);
+    }
   }
 #else
   detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, 0, panels, accumulate);
