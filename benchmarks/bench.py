@@ -10,7 +10,12 @@ size, with that many threads: no other library's thread pool is in the process
 milliseconds after a call, and on 2 cores they take a core from whatever runs
 next). The three libraries' processes for a size run back to back, in an order
 rotated from size to size. All three load the same weights and inputs, drawn
-with numpy from fixed seeds. Times are medians of --repeats runs after warm-up.
+with numpy from fixed seeds. A time is the median of --repeats runs after
+warm-up in one process; the whole set of processes runs --rounds times, and each
+library's time for a case is the lowest of its rounds' medians: a neighbour on a
+shared machine slows whatever runs at that moment (on these 2-core machines a
+library's 2-thread times moved by up to 1.4x between back-to-back runs), and the
+lowest is the least disturbed.
 GFLOP/s counts the matrix products only: 2·T·B·G·H·(I + H) per direction for a
 forward pass, three times that for a training step (forward, input gradient,
 weight gradient). "peak" is a 2048³ float32 GEMM through numpy (OpenBLAS),
@@ -248,8 +253,9 @@ def run_worker(lib: str, n: int, args: argparse.Namespace, sizes: list[int], cas
 def measure(n: int, args: argparse.Namespace) -> dict:
     """Every case at n threads: each library in its own fresh worker process, one process per size (so
     the three libraries' times for a size are taken minutes apart at most), their order rotated from
-    size to size (the first of back-to-back processes tends to run a little faster on a shared machine)."""
-    peak = run_worker("peak", n, args, [], [])[0]["gflops"]
+    size to size and round to round (the first of back-to-back processes tends to run a little faster on
+    a shared machine); each time is the lowest over --rounds rounds."""
+    peak = 0.0
     libs = ["rnnkit", "torch", "onnxruntime"]
     times: dict = {}
     extras: dict = {}
@@ -257,15 +263,23 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     jobs = [([size], table_cases) for size in args.sizes if table_cases]
     if "streaming" in args.cases and n == args.threads[0]:
         jobs.append(([], ["streaming"]))
-    for j, (sizes, cases) in enumerate(jobs):
-        order = libs[j % 3:] + libs[:j % 3]
-        for lib in order:
-            if lib == "onnxruntime" and "inference" not in cases:
-                continue
-            for r in run_worker(lib, n, args, sizes, cases):
-                key = (r["case"], r["cell"], r["size"])
-                times.setdefault(key, {})[lib] = r.pop("ms")
-                extras.setdefault(key, {}).update({k: v for k, v in r.items() if k not in ("case", "cell", "size")})
+    for rnd in range(args.rounds):
+        peak = max(peak, run_worker("peak", n, args, [], [])[0]["gflops"])  # the highest, as times are the lowest
+        for j, (sizes, cases) in enumerate(jobs):
+            k = (j + rnd) % 3
+            for lib in libs[k:] + libs[:k]:
+                if lib == "onnxruntime" and "inference" not in cases:
+                    continue
+                for r in run_worker(lib, n, args, sizes, cases):
+                    key = (r["case"], r["cell"], r["size"])
+                    ms, best = r.pop("ms"), times.setdefault(key, {})
+                    best[lib] = min(ms, best.get(lib, ms))
+                    extra = extras.setdefault(key, {})
+                    for name, v in r.items():
+                        if name == "rnnkit_padded_ms":  # the lowest, as for every time
+                            v = min(v, extra.get(name, v))
+                        if name not in ("case", "cell", "size"):
+                            extra[name] = v
     rows = []
     for (case, cell, size), ms in times.items():
         ms = {lib: ms[lib] for lib in libs if lib in ms}
@@ -397,6 +411,7 @@ def main() -> None:
     ap.add_argument("--cases", type=lambda s: s.split(","),
                     default=["inference", "training", "lengths", "streaming", "memory"])
     ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     ap.add_argument("--worker", dest="lib", choices=["peak", "rnnkit", "torch", "onnxruntime"], help=argparse.SUPPRESS)
     args = ap.parse_args()
