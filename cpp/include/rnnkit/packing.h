@@ -89,7 +89,7 @@ struct Packing {
   // dst (T, B, w) or (B, T, w) <- src (N, w) packed; padding set to zero
   template <class S>
   void scatter(const S* src, bool batch_first, Index w, S* dst) const {
-    if (!trivial) std::fill(dst, dst + T * B * w, S(0));
+    zero_padding(dst, batch_first, w);  // the padding only: every other row is written below
     parallel_for(T, rows() * w / kMemoryBound, [&](Index t) {
       for (Index j = 0; j < batch[t]; ++j)
         std::memcpy(dst + user_row(t, order[j], batch_first) * w, src + (offset[t] + j) * w, w * sizeof(S));

@@ -140,8 +140,12 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
   Mat<S> dY;  // (N, D·P) dL/dY of the layer being visited, unless it is grad_out itself
   const S* dYp = g.grad_out;
   if (!direct || !g.grad_out) {
-    dY.setZero(N, DP);
-    if (g.grad_out) pk.gather(g.grad_out, cache.batch_first, DP, dY.data());
+    if (g.grad_out) {
+      dY.resize(N, DP);  // every row gathered
+      pk.gather(g.grad_out, cache.batch_first, DP, dY.data());
+    } else {
+      dY.setZero(N, DP);
+    }
     dYp = dY.data();
   }
   Mat<S> dX, dh(B, P), dc(Cell::has_c ? B : 0, H);
