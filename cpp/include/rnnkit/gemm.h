@@ -3,9 +3,9 @@
 //
 // - Products by a weight matrix that stays fixed over many calls (the recurrent
 //   driver's per-step h_{t-1}·W_hh^T, its input projections and projection,
-//   backward's dX = dXG·W_ih, the streaming step's products): the weights are packed once into panels
-//   (PackedMat) and multiplied by our own register-tiled kernels, packed_gemm for
-//   a matrix and vec_mat for one row. A general GEMM repacks the weights on
+//   backward's dX = dXG·W_ih, the streaming step's products): the weights are
+//   packed once into panels (PackedMat) and multiplied by our own register-tiled
+//   kernels, packed_gemm for a matrix and vec_mat for one row. A general GEMM repacks the weights on
 //   every call, which on a recurrent step of batch 64 costs more than the tile
 //   arithmetic it feeds (OpenBLAS: 64-84 GFLOP/s on the per-step shapes where
 //   packed_gemm runs at 86-96 on this project's Zen 3, 1 thread).
@@ -16,10 +16,10 @@
 // Threads are ours, not Eigen's: a product big enough to pay for a thread team
 // is split into one block per thread (along C's larger dimension: for
 // packed_gemm, by panels of W's columns or by rows), and each thread runs a
-// single-threaded kernel on its block. (Eigen's own threading starts a team for products of a
-// few hundred thousand multiply-adds, which costs more than it saves on a
-// recurrent step and is ruinous when the cores are shared.) Splitting by
-// columns also gives each thread its own slice of W_hh, so the weights are
+// single-threaded kernel on its block. (Eigen's own threading starts a team for
+// products of a few hundred thousand multiply-adds, which costs more than it
+// saves on a recurrent step and is ruinous when the cores are shared.) Splitting
+// by columns also gives each thread its own slice of W_hh, so the weights are
 // streamed once, not once per thread.
 
 #include <algorithm>
