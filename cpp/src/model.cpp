@@ -498,8 +498,9 @@ namespace {
 //
 // Every other step goes over the weights backwards (vec_mat's `backwards`, the
 // products in reverse order too): a step then starts on the weights the step
-// before ended on, still in L1. At hidden 64, whose weights are 50-66 KiB, this made the
-// products 1.2-1.35x faster (the L2 streams a step's weights at ~105 bytes/ns).
+// before ended on, still in L1. At hidden 64, whose weights are 50-66 KiB, this
+// made the products 1.2-1.35x faster (the L2 streams a step's weights at ~105
+// bytes/ns).
 template <class Cell, class S>
 void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const typename Layer<S>::StepWeights& w,
                const S* x, detail::StepBuffers<S>& st, Index B, bool backwards) {
