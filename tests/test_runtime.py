@@ -142,19 +142,21 @@ def test_python_stream_runs_the_runtime(name: str) -> None:
     np.testing.assert_array_equal(s.step(x[:, 0]), ys[:, 0])
 
 
-@pytest.mark.parametrize("hidden", [8, 37])
+@pytest.mark.parametrize("hidden", [3, 8, 16, 37, 70])
 @pytest.mark.parametrize("make", [
     lambda h: rk.RNN(3, h, num_layers=2, batch_first=True, seed=1),
     lambda h: rk.LSTM(3, h, batch_first=True, seed=2),
-    lambda h: rk.LSTM(3, h, proj_size=5, batch_first=True, seed=3),
+    lambda h: rk.LSTM(3, h, proj_size=min(5, h - 1), batch_first=True, seed=3),
     lambda h: rk.GRU(3, h, num_layers=2, batch_first=True, seed=4),
     lambda h: rk.GRU(3, h, reset_after=False, batch_first=True, seed=5),
     lambda h: rk.GRU(3, h, bias=False, batch_first=True, seed=6),
 ], ids=["rnn_2layers", "lstm", "lstm_proj", "gru_2layers", "gru_reset_before", "gru_nobias"])
 def test_stream_matches_the_forward_at_simd_widths(make, hidden: int) -> None:
     """The streaming step's fused products (one pass over [h, 1, x] with the biases
-    folded in, GRU's candidate in two parts) at a whole number of SIMD packets and
-    with a scalar tail, every row of a batch of 2, against the layer's forward."""
+    folded in, GRU's candidate in two parts), in groups of units whose registers are
+    a quarter, half or whole SIMD packet wide (3, 8, 16), several of them with a
+    partial last group (37, 70), every row of a batch of 2, against the layer's
+    forward."""
     layer = make(hidden)
     x = np.random.default_rng(hidden).standard_normal((2, 9, 3)).astype(np.float32)
     want = layer(x)[0]

@@ -19,6 +19,10 @@
 #include "rnnkit/stack.h"
 #include "sha256.h"
 
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // Eigen's packet types as template arguments
+#endif
+
 namespace rnnkit {
 
 constexpr const char* kFormat = "rnnkit";
@@ -39,24 +43,35 @@ struct Layer {
   bool bias = false;     // Linear
   std::vector<S> params; // Recurrent: spec.param_layout(); Embedding: weight; Linear: weight, bias
   // For the streaming step (unidirectional layers), each sub-layer's weights packed
-  // for vec_mat (gemm.h), so a step's products vectorise over the gates. A step reads
-  // one row per sequence,
+  // for one row's products (gemm.h's panel_times), so a step's products vectorise
+  // over the gates. A step reads one row per sequence,
   //   z = [h_{t-1}, 1, x_t]                         (P + 1 + I)
-  // and the blocks of [W_hh^T; b_ih + b_hh; W_ih^T] it multiplies hold the biases
+  // and the columns of [W_hh^T; b_ih + b_hh; W_ih^T] it multiplies hold the biases
   // in the row that meets the 1: one pass over z gives W_ih x + b_ih + W_hh h + b_hh
   // for every gate whose pre-activation is a plain sum (RNN, LSTM, GRU's r and z),
   // with no second product, no bias pass and no sum of two buffers. GRU's
-  // candidate keeps its parts apart (it needs r first), g = [r, z, n_x, n_h]:
-  // n_x = W_in x + b_in from z's [1, x_t] and, with reset_after, n_h = W_hn h + b_hn
-  // from z's [h_{t-1}, 1]. (One product over all of g with zero blocks measured
-  // slower even at hidden 8.)
+  // candidate keeps its parts apart (it needs r first): n_x = W_in x + b_in from
+  // z's [1, x_t] and, with reset_after, n_h = W_hn h + b_hn from z's [h_{t-1}, 1].
+  //
+  // The units go in groups, each group's columns one panel of four registers of
+  // U lanes: LSTM i, f, g, o of U units; GRU r, z, n_x, n_h of U units (its h
+  // rows leave n_x out: panel_times' Skip); RNN 4U units. The step multiplies z
+  // by a group's panel and runs the cell on that group at once (cell_step), so
+  // the gate sums go from registers to the cell through L1, and one group's cell
+  // overlaps the next group's multiply-adds. GRU with reset_after=False, whose
+  // candidate's product waits for every unit's r, runs `products` into g instead.
   struct StepProduct {
     PackedMat<S> w;  // (K, N)
     Index k0 = 0;    // z[k0, k0 + K) · w
     Index out = 0;   // lands in g[out, out + N) (the layout cell_step gives the cell)
   };
   struct StepWeights {
-    std::vector<StepProduct> products;
+    std::vector<S, Eigen::aligned_allocator<S>> groups;  // the groups' panels, one after another
+    Index lanes = 0;       // U: the lanes of the panels' registers; 0: `products` instead
+    Index units = 0;       // units per group: U (RNN: 4U)
+    Index k_narrow = 0;    // GRU: z's first P rows have no n_x register
+    StackSpec group_spec;  // the spec with hidden_size = units: one group as its cell sees it
+    std::vector<StepProduct> products;  // GRU with reset_after=False
     PackedMat<S> w_hr;  // W_hr^T, empty without proj_size
   };
   std::vector<StepWeights> step;  // Recurrent: [sub-layer l]
@@ -173,15 +188,24 @@ PackedMat<S> packed_transpose(const S* w, Index rows, Index cols) {
   return pack_for_vec_mat<S>(cmat(w, rows, cols).transpose());
 }
 
-// The streaming step's weights of sub-layer l (Layer::StepWeights): products over
-// z = [h_{t-1}, 1, x_t] into g (cell_step), each a block of the rows of
-//   Z = [W_hh^T; b^T; W_ih^T]  (P + 1 + I, n)  for the gate rows [r0, r0 + n),
-// b the biases asked for (none without bias=True).
+// The lanes of S's SIMD packets, widest first: Eigen's packet, its half, its
+// quarter (the same where a packet is its own half).
+template <class S>
+using Packet0 = typename Eigen::internal::packet_traits<S>::type;
+template <class S>
+using Packet1 = typename Eigen::internal::unpacket_traits<Packet0<S>>::half;
+template <class S>
+using Packet2 = typename Eigen::internal::unpacket_traits<Packet1<S>>::half;
+template <class P>
+constexpr Index lanes_of = Eigen::internal::unpacket_traits<P>::size;
+
+// The streaming step's weights of sub-layer l (Layer::StepWeights), from
+//   Z = [W_hh^T; b^T; W_ih^T]  (P + 1 + I, G·H),  b the biases asked for.
 template <class S>
 typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params, Index l) {
   const DirParams dp = s.dir_params(l, 0);
   const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = s.gates() * H, K = P + 1 + I;
-  auto stacked = [&](Index r0, Index n, bool b_ih, bool b_hh) {
+  auto stacked = [&](Index r0, Index n, bool b_ih, bool b_hh) {  // Z's columns [r0, r0 + n)
     Mat<S> z(K, n);
     z.topRows(P) = cmat(params + dp.w_hh, GH, P).middleRows(r0, n).transpose();
     z.row(P).setZero();
@@ -191,16 +215,46 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
     return z;
   };
   typename Layer<S>::StepWeights w;
-  if (s.cell != CellType::GRU) {
-    w.products.push_back({pack_for_vec_mat<S>(stacked(0, GH, true, true)), 0, 0});
-  } else {
-    const bool after = s.reset_after;
-    w.products.push_back({pack_for_vec_mat<S>(stacked(0, 2 * H, true, true)), 0, 0});
-    // reset_after=False: b_hn joins n_x (r does not scale it)
-    w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, true, !after).bottomRows(1 + I)), P, 2 * H});
-    if (after) w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, false, true).topRows(P + 1)), 0, 3 * H});
-  }
   if (dp.w_hr >= 0) w.w_hr = packed_transpose(params + dp.w_hr, P, H);
+  const bool gru = s.cell == CellType::GRU, rnn = s.gates() == 1;
+  if (gru && !s.reset_after) {
+    w.products.push_back({pack_for_vec_mat<S>(stacked(0, 2 * H, true, true)), 0, 0});
+    // b_hn joins n_x (r does not scale it)
+    w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, true, true).bottomRows(1 + I)), P, 2 * H});
+    return w;
+  }
+  // the sums each group's registers take: LSTM (i, f, g, o), GRU (r, z, n_x, n_h)
+  // of a unit at columns q·H + unit; RNN one register per U units
+  Mat<S> cols;
+  if (gru) {
+    cols.resize(K, 4 * H);
+    cols << stacked(0, 2 * H, true, true), stacked(2 * H, H, true, false), stacked(2 * H, H, false, true);
+    cols.block(0, 2 * H, P, H).setZero();  // n_x: no h rows (panel_times skips them)
+    cols.block(P + 1, 3 * H, I, H).setZero();
+  } else {
+    cols = stacked(0, GH, true, true);
+  }
+  // registers of U lanes, the widest whose panel (4U columns) is no wider than the step's columns
+  const Index widths[3] = {lanes_of<Packet0<S>>, lanes_of<Packet1<S>>, lanes_of<Packet2<S>>};
+  Index U = widths[0];
+  for (Index v : widths)
+    if (4 * U > (rnn ? 1 : 4) * H) U = v;
+  w.lanes = U;
+  w.units = rnn ? 4 * U : U;
+  w.k_narrow = gru ? P : 0;
+  w.group_spec = s;
+  w.group_spec.hidden_size = w.units;
+  const Index groups = (H + w.units - 1) / w.units;
+  w.groups.reserve(std::size_t(groups * K * 4 * U));
+  for (Index u = 0; u < groups; ++u)
+    for (Index k = 0; k < K; ++k)
+      for (Index q = 0; q < 4; ++q) {
+        if (q == 2 && k < w.k_narrow) continue;
+        for (Index j = 0; j < U; ++j) {
+          const Index unit = u * w.units + (rnn ? q * U : 0) + j;
+          w.groups.push_back(unit < H ? cols(k, rnn ? unit : q * H + unit) : S(0));
+        }
+      }
   return w;
 }
 
@@ -491,29 +545,44 @@ struct StreamState {
 
 namespace {
 
-// One step of one sub-layer, row by row: z = [h_{t-1}, 1, x_t], g = z · blocks
-// (Layer::StepWeights), then the cell's own step on g, which holds every
-// plain-sum gate's pre-activation whole (a.summed: the cell adds no hg and no
-// bias) and GRU's candidate parts, read as xg[2H, 3H) and hg[2H, 3H) = g[3H, 4H).
-//
-// Every other step goes over the weights backwards (vec_mat's `backwards`, the
-// products in reverse order too): a step then starts on the weights the step
-// before ended on, still in L1. At hidden 64, whose weights are 50-66 KiB, this
-// made the products 1.2-1.35x faster (the L2 streams a step's weights at ~105
-// bytes/ns).
+// The groups of one row (Layer::StepWeights), U = P's lanes: for each, its
+// panel's sums into g, then the cell on the group's units. Every other step goes
+// over the groups backwards: a step then starts on the weights the step before
+// ended on, still in L1. At hidden 64, whose weights are 50-66 KiB, this made
+// the products 1.2-1.35x faster (the L2 streams a step's weights at ~105 bytes/ns).
+template <class Cell, class P, class S>
+void group_steps(const typename Layer<S>::StepWeights& w, Index H, Index K, const S* z, S* c, S* m, S* g,
+                 StepForward<S>& a, bool backwards) {
+  constexpr Index U = lanes_of<P>;
+  constexpr int skip = Cell::G == 3 ? 2 : -1;  // GRU's n_x (Layer::StepWeights)
+  const Index units = w.units, groups = (H + units - 1) / units, size = (4 * K - (skip < 0 ? 0 : w.k_narrow)) * U;
+  a.xg = g;
+  a.hg = Cell::G == 3 ? g + units : g;
+  for (Index i = 0; i < groups; ++i) {
+    const Index u = backwards ? groups - 1 - i : i, n0 = u * units;
+    detail::panel_times<4, skip, P>(g, 4 * U, z, w.groups.data() + u * size, 4 * U, K, false, w.k_narrow);
+    a.hprev = z + n0;
+    a.c = c ? c + n0 : nullptr;
+    a.m = m + n0;
+    a.u1 = std::min(units, H - n0);
+    Cell::forward(w.group_spec, a);
+  }
+}
+
+// One step of one sub-layer, row by row: z = [h_{t-1}, 1, x_t], then the groups
+// (group_steps), or for GRU with reset_after=False g = z · products and the
+// cell's own step on g, which holds r's and z's pre-activations whole (a.summed:
+// the cell adds no hg and no bias) and n_x at g[2H, 3H).
 template <class Cell, class S>
 void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const typename Layer<S>::StepWeights& w,
                const S* x, detail::StepBuffers<S>& st, Index B, bool backwards) {
-  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size;
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, K = P + 1 + I;
   S* z = st.z.data();
   S* g = st.g.data();
   StepForward<S>& a = st.args;  // kept, not built: zeroing a fresh one is a visible cost of a small step
   a.b = 1;
-  a.xg = g;
-  a.hg = Cell::G == 3 ? g + H : g;
   a.summed = true;
   a.w_hh = params + dp.w_hh;  // GRU with reset_after=False multiplies (r⊙h) W_hn^T itself
-  a.hprev = z;
   a.cache = st.cache.data();
   a.work = st.work.data();
   a.realtime = true;
@@ -521,14 +590,23 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const t
     S* h = st.h.data() + r * P;
     std::copy_n(h, P, z);
     std::copy_n(x + r * I, I, z + P + 1);
-    const Index np = Index(w.products.size());
-    for (Index i = 0; i < np; ++i) {
-      const auto& p = w.products[std::size_t(backwards ? np - 1 - i : i)];
-      vec_mat(g + p.out, z + p.k0, p.w, false, backwards);
+    S* c = Cell::has_c ? st.c.data() + r * H : nullptr;
+    S* m = dp.w_hr >= 0 ? st.m.data() : h;  // h_{t-1} is in z: the cell may write h_t over it
+    if (w.lanes == lanes_of<Packet0<S>>) {
+      group_steps<Cell, Packet0<S>>(w, H, K, z, c, m, g, a, backwards);
+    } else if (w.lanes == lanes_of<Packet1<S>>) {
+      group_steps<Cell, Packet1<S>>(w, H, K, z, c, m, g, a, backwards);
+    } else if (w.lanes == lanes_of<Packet2<S>>) {
+      group_steps<Cell, Packet2<S>>(w, H, K, z, c, m, g, a, backwards);
+    } else {
+      a.xg = g, a.hg = g + H, a.hprev = z, a.c = c, a.m = m, a.u1 = -1;
+      const Index np = Index(w.products.size());
+      for (Index i = 0; i < np; ++i) {
+        const auto& p = w.products[std::size_t(backwards ? np - 1 - i : i)];
+        vec_mat(g + p.out, z + p.k0, p.w, false, backwards);
+      }
+      Cell::forward(s, a);
     }
-    a.c = Cell::has_c ? st.c.data() + r * H : nullptr;
-    a.m = dp.w_hr >= 0 ? st.m.data() : h;  // h_{t-1} is in z: the cell may write h_t over it
-    Cell::forward(s, a);
     if (dp.w_hr >= 0) vec_mat(h, st.m.data(), w.w_hr, false, backwards);
   }
 }
@@ -700,8 +778,9 @@ BasicStream<S> BasicModel<S>::stream(Index batch) const {
       b.c = Mat<S>::Zero(s.cell == CellType::LSTM ? batch : 0, H);
       b.z = Mat<S>::Zero(1, P + 1 + s.layer_input_size(l));
       b.z(0, P) = S(1);                   // meets the biases' row
-      Index g_cols = 0;  // as wide as the products write
-      for (const auto& p : L.step[std::size_t(l)].products) g_cols = std::max(g_cols, p.out + p.w.N);
+      const auto& w = L.step[std::size_t(l)];
+      Index g_cols = 4 * w.lanes;  // as wide as a group's panel or the products write
+      for (const auto& p : w.products) g_cols = std::max(g_cols, p.out + p.w.N);
       b.g = Mat<S>::Zero(1, g_cols);
       b.cache.resize(1, (G + 1) * H);    // >= every cell's cache_cols
       b.m.resize(1, H);

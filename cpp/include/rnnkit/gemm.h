@@ -96,12 +96,19 @@ constexpr Index simd_width() {
 }
 
 // One panel's first NP registers' width: y[0, NP·L) (only `valid` of them are
-// real columns); the panel's rows are `ps` scalars apart.
-template <int NP, class S>
-inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Index K, bool accumulate) {
+// real columns), L = P's lanes (S's widest SIMD packet, or a narrower one); the
+// panel's rows are `ps` scalars apart.
+//
+// Skip >= 0: the panel's first k_narrow rows leave out register Skip (they are
+// ps - L wide, the others in order; its sums take only the rows from k_narrow
+// on). The streaming step's GRU groups (model.cpp) hold no zeros that way for
+// the candidate's input part, which the h rows do not reach.
+template <int NP, int Skip, class P, class S>
+inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Index K, bool accumulate,
+                        Index k_narrow = 0) {
   namespace ei = Eigen::internal;
-  using P = typename ei::packet_traits<S>::type;
-  constexpr Index L = simd_width<S>();
+  static_assert(std::is_same_v<typename ei::unpacket_traits<P>::type, S>, "P must be a packet of S");
+  constexpr Index L = ei::unpacket_traits<P>::size;
   const bool full = valid == NP * L;
   alignas(64) S buf[NP * L];
   const S* y0 = y;  // where the sums start: y, or y's valid columns zero-padded in buf
@@ -118,24 +125,32 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
   if constexpr (NP > 2) a2 = accumulate ? ei::ploadu<P>(y0 + 2 * L) : zero;
   if constexpr (NP > 3) a3 = accumulate ? ei::ploadu<P>(y0 + 3 * L) : zero;
   P e0 = zero, e1 = zero, e2 = zero, e3 = zero;
-  Index k = 0;
-  for (; k + 1 < K; k += 2, p += 2 * ps) {
-    const P xk = ei::pset1<P>(x[k]), xn = ei::pset1<P>(x[k + 1]);
-    a0 = ei::pmadd(xk, ei::ploadu<P>(p), a0);
-    e0 = ei::pmadd(xn, ei::ploadu<P>(p + ps), e0);
-    if constexpr (NP > 1) a1 = ei::pmadd(xk, ei::ploadu<P>(p + L), a1), e1 = ei::pmadd(xn, ei::ploadu<P>(p + ps + L), e1);
-    if constexpr (NP > 2)
-      a2 = ei::pmadd(xk, ei::ploadu<P>(p + 2 * L), a2), e2 = ei::pmadd(xn, ei::ploadu<P>(p + ps + 2 * L), e2);
-    if constexpr (NP > 3)
-      a3 = ei::pmadd(xk, ei::ploadu<P>(p + 3 * L), a3), e3 = ei::pmadd(xn, ei::ploadu<P>(p + ps + 3 * L), e3);
-  }
-  if (k < K) {
-    const P xk = ei::pset1<P>(x[k]);
-    a0 = ei::pmadd(xk, ei::ploadu<P>(p), a0);
-    if constexpr (NP > 1) a1 = ei::pmadd(xk, ei::ploadu<P>(p + L), a1);
-    if constexpr (NP > 2) a2 = ei::pmadd(xk, ei::ploadu<P>(p + 2 * L), a2);
-    if constexpr (NP > 3) a3 = ei::pmadd(xk, ei::ploadu<P>(p + 3 * L), a3);
-  }
+  // rows [k, k1) at `stride`; `narrow`: without register Skip
+  auto rows = [&](Index k, Index k1, Index stride, auto narrow) {
+    constexpr bool nw = decltype(narrow)::value;
+    constexpr auto in = [](int q) { return !(nw && q == Skip); };  // register q takes these rows
+    constexpr auto at = [](int q) { return (nw && Skip >= 0 && q > Skip ? q - 1 : q) * L; };  // its offset
+    for (; k + 1 < k1; k += 2, p += 2 * stride) {
+      const P xk = ei::pset1<P>(x[k]), xn = ei::pset1<P>(x[k + 1]);
+      if constexpr (in(0)) a0 = ei::pmadd(xk, ei::ploadu<P>(p + at(0)), a0), e0 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(0)), e0);
+      if constexpr (NP > 1 && in(1))
+        a1 = ei::pmadd(xk, ei::ploadu<P>(p + at(1)), a1), e1 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(1)), e1);
+      if constexpr (NP > 2 && in(2))
+        a2 = ei::pmadd(xk, ei::ploadu<P>(p + at(2)), a2), e2 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(2)), e2);
+      if constexpr (NP > 3 && in(3))
+        a3 = ei::pmadd(xk, ei::ploadu<P>(p + at(3)), a3), e3 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(3)), e3);
+    }
+    if (k < k1) {
+      const P xk = ei::pset1<P>(x[k]);
+      if constexpr (in(0)) a0 = ei::pmadd(xk, ei::ploadu<P>(p + at(0)), a0);
+      if constexpr (NP > 1 && in(1)) a1 = ei::pmadd(xk, ei::ploadu<P>(p + at(1)), a1);
+      if constexpr (NP > 2 && in(2)) a2 = ei::pmadd(xk, ei::ploadu<P>(p + at(2)), a2);
+      if constexpr (NP > 3 && in(3)) a3 = ei::pmadd(xk, ei::ploadu<P>(p + at(3)), a3);
+      p += stride;
+    }
+  };
+  if constexpr (Skip >= 0) rows(0, k_narrow, ps - L, std::true_type{});
+  rows(Skip >= 0 ? k_narrow : 0, K, ps, std::false_type{});
   a0 = ei::padd(a0, e0), a1 = ei::padd(a1, e1), a2 = ei::padd(a2, e2), a3 = ei::padd(a3, e3);
   S* out = full ? y : buf;
   ei::pstoreu(out, a0);
@@ -278,6 +293,7 @@ PackedMat<S> pack_for_gemm(const Eigen::MatrixBase<D>& w, Index gates = 1) {
 /// before ended on, which are still in L1, instead of on the ones longest gone.
 template <class S>
 void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false, bool backwards = false) {
+  using P = typename Eigen::internal::packet_traits<S>::type;
   constexpr Index L = detail::simd_width<S>(), W = 4 * L;
   const Index panels = (w.N + W - 1) / W;
   for (Index i = 0; i < panels; ++i) {
@@ -285,10 +301,10 @@ void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false, b
     const Index valid = std::min(W, w.N - n0), np = (valid + L - 1) / L;
     const S* p = w.data.data() + n0 * w.K;
     switch (np) {
-      case 4: detail::panel_times<4>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
-      case 3: detail::panel_times<3>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
-      case 2: detail::panel_times<2>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
-      default: detail::panel_times<1>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      case 4: detail::panel_times<4, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      case 3: detail::panel_times<3, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      case 2: detail::panel_times<2, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      default: detail::panel_times<1, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
     }
   }
 }
