@@ -35,7 +35,9 @@ IntArray as_ids(const py::array& a, const char* name) {
 
 template <class S>
 Array<S> as_floats(const py::array& a, const char* name) {
-  if (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u')
+  if (py::isinstance<Array<S>>(a)) return py::reinterpret_borrow<Array<S>>(a);
+  const char kind = a.dtype().kind();
+  if (kind != 'f' && kind != 'i' && kind != 'u')
     throw py::type_error(std::string(name) + " must be a real array, got dtype " + std::string(py::str(a.dtype())));
   return convert<S>(a);
 }
@@ -47,20 +49,23 @@ void register_dtype(py::module_& m, const char* model_name, const char* stream_n
 
   py::class_<Stream>(m, stream_name, "Streaming runner: the state of a fixed batch, one time step per call.")
       .def("step", [](Stream& s, const py::array& x) -> py::array {
+        // (batch, input_size) features or (batch,) ids; with batch 1 also unbatched: (input_size,) or one id.
+        // Checked without building shape vectors: at small sizes the call's own cost is most of a step's.
         const Index B = s.batch(), I = s.input_size(), O = s.output_size();
-        // (batch, input_size) features or (batch,) ids; with batch 1 also unbatched: (input_size,) or one id
-        const bool unbatched = B == 1 && (s.takes_ids() ? x.ndim() == 0 : x.ndim() == 1);
-        const std::vector<Index> want = s.takes_ids() ? std::vector<Index>{B} : std::vector<Index>{B, I};
-        auto y = empty<S>(unbatched ? std::vector<Index>{O} : std::vector<Index>{B, O});
-        if (s.takes_ids()) {
-          IntArray ids = as_ids(x, "x");
-          if (!unbatched) check_shape(ids, want, "x");
+        const bool ids = s.takes_ids();
+        const bool unbatched = B == 1 && x.ndim() == (ids ? 0 : 1);
+        const py::ssize_t* shape = x.shape();
+        const bool shape_ok = ids ? unbatched || (x.ndim() == 1 && shape[0] == B)
+                                  : unbatched ? shape[0] == I : x.ndim() == 2 && shape[0] == B && shape[1] == I;
+        auto y = unbatched ? Array<S>(O) : Array<S>({B, O});
+        if (ids) {
+          IntArray xs = as_ids(x, "x");
+          if (!shape_ok) check_shape(xs, {B}, "x");
           py::gil_scoped_release release;
-          s.step(ids.data(), y.mutable_data());
+          s.step(xs.data(), y.mutable_data());
         } else {
           Array<S> xs = as_floats<S>(x, "x");
-          if (unbatched) check_shape(xs, {I}, "x");
-          else check_shape(xs, want, "x");
+          if (!shape_ok) check_shape(xs, unbatched ? std::vector<Index>{I} : std::vector<Index>{B, I}, "x");
           py::gil_scoped_release release;
           s.step(xs.data(), y.mutable_data());
         }
