@@ -184,6 +184,11 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   mat(hbuf.data(), B, P) = cmat(h, B, P);
   mat(hbuf.data() + B * P, B, P) = cmat(h, B, P);
 
+  // The cell writes h_t straight into Y where Y's rows are h's (no projection,
+  // no scattered rows, nothing else between them) and the step before's rows
+  // hold every row this step reads (forward: rows leave as t grows; in reverse
+  // rows join, with h0). Else to hbuf, copied to Y: one more pass over h_t per step.
+  const bool into_y = !w_hr && !y_rows && ldy == P && !reverse;
   const bool split = Cell::splits_by_unit(s) && !w_hr;
   const double step_work = double(B) * double(GH) * double(I + P);
   detail::run_time_loop(split, step_work, w_rec.chunks(), w_rec.width, H, P, [&](const detail::Share& my) {
@@ -205,8 +210,10 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
         else
           detail::share_gemm(my, xg.data(), GH, X + lo * I, I, rows, w_in);
       }
-      const S* hp = hbuf.data() + (step % 2) * B * P;
-      S* hn = hbuf.data() + (1 - step % 2) * B * P;
+      // h_{t-1} and where h_t goes: Y's rows of the step before and of this one
+      // where Y can hold the cell's output as it writes it (into_y), else the halves of hbuf
+      const S* hp = into_y && step > 0 ? Y + pk.offset[t - 1] * ldy : hbuf.data() + (step % 2) * B * P;
+      S* hn = into_y ? Y + o * ldy : hbuf.data() + (1 - step % 2) * B * P;
       if (cache)  // keep h_{t-1} for backward (this thread's columns)
         mat(cache->hprev.data() + o * P + u0, b, u1 - u0, P) = cmat(hp + u0, b, u1 - u0, P);
       detail::share_gemm(my, hg.data(), R, hp, P, b, w_rec);
@@ -230,10 +237,9 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       Cell::forward(s, a);
 
       if (w_hr) packed_gemm(hn, P, a.m, H, b, w_proj);
-      mat(h + u0, b, u1 - u0, P) = cmat(hn + u0, b, u1 - u0, P);
       if (y_rows)
         for (Index r = 0; r < b; ++r) std::copy_n(hn + r * P + u0, u1 - u0, Y + y_rows[o + r] * ldy + u0);
-      else
+      else if (!into_y)
         mat(Y + o * ldy + u0, b, u1 - u0, ldy) = cmat(hn + u0, b, u1 - u0, P);
 #ifdef _OPENMP
       if (my.team) {
@@ -242,6 +248,13 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
 #endif
     }
   });
+  // h_n: each row's h at its last step, in Y (rows leave as t grows; in
+  // reverse every row's last step is t = 0)
+  for (Index r = 0, t = reverse ? 0 : T - 1; T > 0 && r < B; ++r) {
+    while (pk.batch[t] <= r) --t;
+    const Index row = pk.offset[t] + r;
+    std::copy_n(Y + (y_rows ? y_rows[row] : row) * ldy, P, h + r * P);
+  }
 }
 
 // One layer-direction backward; accumulates into the parameter gradients `grads`
