@@ -7,8 +7,9 @@
 //   packed once into panels (PackedMat) and multiplied by our own register-tiled
 //   kernels, packed_gemm for a matrix and vec_mat for one row. A general GEMM repacks the weights on
 //   every call, which on a recurrent step of batch 64 costs more than the tile
-//   arithmetic it feeds (OpenBLAS: 64-84 GFLOP/s on the per-step shapes where
-//   packed_gemm runs at 86-96 on this project's Zen 3, 1 thread).
+//   arithmetic it feeds (1 thread, this project's Zen 4 with AVX-512: OpenBLAS
+//   79-97 GFLOP/s on the per-step shapes, 64-256 rows by hidden 128-512, where
+//   packed_gemm runs at 107-116).
 // - Everything else (the weight gradients over all steps, the heads) goes
 //   through gemm(): C = A·B or C += A·B on Eigen's kernel, or on a BLAS plugged
 //   in at run time (blas.h) when one is.
