@@ -112,11 +112,13 @@ def test_result_does_not_depend_on_thread_count(
 def test_thread_team_matches_reference(
     num_threads, cell, dtype, rng, make_module, make_inputs, run_forward, run_backward, rk
 ):
-    """Shapes large enough for the recurrent driver to run its time loop on a thread team
-    (each thread owns a block of hidden units; 56 units: a partial block of SIMD panels in
-    float32), in both directions, with lengths (rows join the reverse direction as t falls)
-    and initial states: forward against the NumPy reference in eval and training mode, and
-    backward equal to the same backward on one thread."""
+    """Shapes large enough for the recurrent driver to use its threads: in training mode a
+    thread team over the time loop (each thread owns a block of hidden units; 56 units: a
+    partial block of SIMD panels in float32), in eval mode each thread its own part of the
+    batch (rows k, k + threads, ... of every step in length order), in both directions, with
+    lengths (rows join the reverse direction as t falls) and initial states: forward against
+    the NumPy reference in eval and training mode, the eval forward bit for bit the one-thread
+    eval forward, and backward equal to the same backward on one thread."""
     spec = spec_for(cell, input_size=40, hidden_size=56, num_layers=2, bidirectional=True)
     m = make_module(spec, dtype, params=reference.init_params(spec, rng, scale=0.3))
     inp = make_inputs(spec, rng, 9, 64, state=True, lengths="random")
@@ -127,8 +129,8 @@ def test_thread_team_matches_reference(
     )
     tol = 1e-10 if dtype == np.float64 else 2e-5
     grad_out = rng.standard_normal(want[0].shape)
-    results = []
-    for threads, mode in ((num_threads, "eval"), (num_threads, "train"), (1, "train")):
+    results, evals = [], []
+    for threads, mode in ((num_threads, "eval"), (1, "eval"), (num_threads, "train"), (1, "train")):
         rk.set_num_threads(threads)
         getattr(m, mode)()
         m.zero_grad()
@@ -136,11 +138,16 @@ def test_thread_team_matches_reference(
         for name, a, b in zip(["out", "h_n", "c_n"], got, want):
             if b is not None and (spec.mode == "LSTM" or name != "c_n"):
                 np.testing.assert_allclose(a, b, rtol=tol, atol=tol, err_msg=f"{name}, {threads} threads, {mode}")
-        if mode == "train":
+        if mode == "eval":
+            evals.append(got)
+        else:
             back = list(run_backward(m, spec, grad_out.astype(dtype)))
             grads = m.grads()
             results.append(back + [np.array(grads[k]) for k in sorted(grads)])
     rk.set_num_threads(num_threads)
+    for a, b in zip(*evals):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
     for a, b in zip(*results):
         if a is not None:
             scale = max(1.0, float(np.abs(b).max()))

@@ -14,6 +14,9 @@ std::atomic<int> g_threads{0};  // 0: not set yet, use OpenMP's default
 }
 
 int get_num_threads() {
+#ifdef _OPENMP
+  if (omp_in_parallel()) return 1;  // on a thread of a team already (ours or the caller's): no team inside it
+#endif
   const int n = g_threads.load(std::memory_order_relaxed);
   if (n > 0) return n;
 #ifdef _OPENMP

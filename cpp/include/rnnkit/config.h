@@ -20,6 +20,8 @@ constexpr Index kMemoryBound = 32;
 
 /// Number of threads the core uses for its own loops and for Eigen's GEMMs.
 /// Defaults to OpenMP's default (the machine's cores, or OMP_NUM_THREADS).
+/// 1 on a thread of an OpenMP team (the core's own, e.g. one part of a batch,
+/// or the caller's): no team is started inside another.
 int get_num_threads();
 
 /// Set the number of threads (n >= 1). Applies to every later call, from any thread.

@@ -21,6 +21,7 @@
 // consumes the cache, and the (N, G·H) gradient buffer is never allocated.
 
 #include "activations.h"
+#include "gemm.h"
 #include "spec.h"
 #include "tensor.h"
 
@@ -33,7 +34,9 @@ struct StepForward {
   const S* hg = nullptr;     // (b, R)    h_{t-1} W_hh[0:R]^T
   const S* b_ih = nullptr;   // (G·H)     or nullptr without bias
   const S* b_hh = nullptr;   // (G·H)     or nullptr without bias
-  const S* w_hh = nullptr;   // (G·H, P)  for cells that multiply inside the step
+  const S* w_hh = nullptr;   // (G·H, P)  for cells that multiply inside the step (the streaming step)
+  const PackedMat<S>* w_rest = nullptr;  // W_hh[R:G·H]^T packed (pack_for_gemm), the rows past
+                             //           Cell::rec_rows that such a cell multiplies (the driver)
   const S* hprev = nullptr;  // (b, P)    h_{t-1}
   S* c = nullptr;            // (b, H)    LSTM cell state: in c_{t-1}, out c_t
   S* cache = nullptr;        // (b, C)    what backward needs, C = Cell::cache_cols(spec); in eval

@@ -66,8 +66,8 @@ struct GruCell {
     auto w_hn = cmat(a.w_hh + 2 * H * H, H, H).transpose();
     if (a.realtime)
       gemv_rows(mat(a.work, a.b, H), q, w_hn);
-    else
-      gemm(mat(a.work, a.b, H), q, w_hn);
+    else  // packed once per sequence by the driver; a row's sums do not depend on the other rows
+      packed_gemm(a.work, H, a.cache + 3 * H, 4 * H, a.b, *a.w_rest);
     parallel_for(a.b, a.row_work(a.b * H), [&](Index row) {
       const S* xg = a.xg + row * GH;
       const S* hp = a.hprev + row * H;

@@ -126,6 +126,70 @@ void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m
 
 }  // namespace detail
 
+// Inference forward in parts of the batch (direction_forward): at least this
+// many rows per part, and the layer-direction's weights (W_ih, W_hh, W_hr) at
+// most kPartWeightBytes, so every core keeps its own copy in its L2 (1 MiB per
+// core on this project's Zen 4), and at least kPartWork multiply-adds in all.
+constexpr Index kPartRows = 16;
+constexpr double kPartWeightBytes = 1 << 19, kPartWork = 1 << 22;
+
+template <class Cell, class S>
+void direction_forward(const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
+                       const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
+                       S* h, S* c, DirCache<S>* cache);
+
+namespace detail {
+
+// direction_forward in eval mode as `parts` independent recurrences, one per
+// thread, part k the packed rows j = k, k + parts, ... of every step (rows in
+// length order: each part gets long and short sequences alike). A row's
+// arithmetic is the same whichever rows share its products, so the result is
+// bit for bit that of one part.
+template <class Cell, class S>
+void forward_in_parts(Index parts, const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
+                      const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
+                      S* h, S* c) {
+  const Index H = s.hidden_size, P = s.out_size(), B = pk.B, T = pk.T;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(int(parts))
+#endif
+  {
+#ifdef _OPENMP
+    const Index k = omp_get_thread_num(), np = omp_get_num_threads();
+#else
+    const Index k = 0, np = 1;
+#endif
+    std::vector<std::int64_t> lengths;  // of this part's rows, in the order they have in pk (decreasing)
+    for (Index j = k, t = T; j < B; j += np) {
+      while (t > 0 && pk.batch[t - 1] <= j) --t;
+      lengths.push_back(t);
+    }
+    const Index b = Index(lengths.size());
+    const Packing part(T, b, lengths.data());  // sorted already: its order is the identity
+    std::vector<Index> xr(std::size_t(part.rows())), yr(std::size_t(part.rows()));
+    for (Index t = 0; t < T; ++t)
+      for (Index i = 0; i < part.batch[t]; ++i) {
+        const Index row = pk.offset[t] + i * np + k;
+        xr[std::size_t(part.offset[t] + i)] = x_rows ? x_rows[row] : row;
+        yr[std::size_t(part.offset[t] + i)] = y_rows ? y_rows[row] : row;
+      }
+    Mat<S> hk(b, P), ck(Cell::has_c ? b : 0, H);
+    for (Index i = 0; i < b; ++i) {
+      hk.row(i) = cmat(h + (i * np + k) * P, 1, P);
+      if (Cell::has_c) ck.row(i) = cmat(c + (i * np + k) * H, 1, H);
+    }
+    // on a thread of this team every product and loop inside runs on that thread (get_num_threads)
+    direction_forward<Cell>(s, params, dp, reverse, part, X, xr.data(), Y, yr.data(), ldy, hk.data(), ck.data(),
+                            static_cast<DirCache<S>*>(nullptr));
+    for (Index i = 0; i < b; ++i) {
+      mat(h + (i * np + k) * P, 1, P) = hk.row(i);
+      if (Cell::has_c) mat(c + (i * np + k) * H, 1, H) = ck.row(i);
+    }
+  }
+}
+
+}  // namespace detail
+
 // One layer-direction forward.
 //   X  (N, I)          the layer's packed input; with x_rows, packed row r is row
 //                      x_rows[r] of X (the caller's own array: no packed copy)
@@ -135,7 +199,11 @@ void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m
 //   c  (B, H)          LSTM: in c0; out c_n
 //   cache              nullptr in eval mode
 //
-// Threads: where the cell's units are independent within a step
+// Threads: in eval mode, where the weights fit in every core's L2 and the batch
+// has kPartRows rows per thread, each thread runs the recurrence of its own part
+// of the batch (detail::forward_in_parts): no barrier and no exchange of h_t at
+// any step (at hidden 64-128 on 2 threads, 12-22% faster than the team below).
+// Otherwise, where the cell's units are independent within a step
 // (Cell::splits_by_unit, no projection) and a step's work is in run_time_loop's
 // range, one thread team runs the whole time loop. Each thread owns a block of hidden units, chunks of the packed weights'
 // panels: it computes their gates' input projections and recurrent products,
@@ -156,11 +224,21 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   const S* b_ih = ptr(params, dp.b_ih);
   const S* b_hh = ptr(params, dp.b_hh);
   const S* w_hr = ptr(params, dp.w_hr);
+  if (!cache) {
+    const Index parts = std::min<Index>(get_num_threads(), B / kPartRows);
+    const double weights = double(GH * I + R * P + (w_hr ? P * H : 0)) * double(sizeof(S));
+    if (parts > 1 && weights <= kPartWeightBytes && double(N) * double(GH) * double(I + P) >= kPartWork) {
+      detail::forward_in_parts<Cell>(parts, s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c);
+      return;
+    }
+  }
 
   // The weights every step multiplies by, packed once for the whole sequence,
   // gate by gate (PackedMat), so a range of chunks is a range of units.
   const PackedMat<S> w_in = pack_for_gemm<S>(cmat(w_ih, GH, I).transpose(), Cell::G);
   const PackedMat<S> w_rec = pack_for_gemm<S>(cmat(w_hh, R, P).transpose(), R / H);
+  PackedMat<S> w_rest;  // the rows past R, which the cell multiplies itself (GRU with reset_after=False)
+  if (R < GH) w_rest = pack_for_gemm<S>(cmat(w_hh + R * P, GH - R, P).transpose());
   PackedMat<S> w_proj;
   if (w_hr) w_proj = pack_for_gemm<S>(cmat(w_hr, P, H).transpose());
 
@@ -225,6 +303,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       a.b_ih = b_ih;
       a.b_hh = b_hh;
       a.w_hh = w_hh;
+      a.w_rest = &w_rest;
       a.hprev = hp;
       a.c = c;
       a.cache = cache ? cache->cache.data() + o * C : scratch.data();
