@@ -86,6 +86,7 @@ struct StepBackward {
   const S* cache = nullptr;  // (b, C)
   const S* hprev = nullptr;  // (b, P)
   const S* w_hh = nullptr;   // (G·H, P)
+  const PackedMat<S>* w_rest = nullptr;  // W_hh[R:G·H] packed (pack_for_gemm), as in StepForward
   const S* dm = nullptr;     // (b, H)    dL/dm_t
   S* dc = nullptr;           // (b, H)    LSTM: in dL/dc_t, out dL/dc_{t-1}
   S* dxg = nullptr;          // (b, G·H)  out: dL/dxg, rows ld_dxg apart

@@ -114,7 +114,7 @@ struct GruCell {
     });
     if (after) return;
     // work = dL/d(r⊙h) = dL/da_n W_hn
-    gemm(mat(a.work, a.b, H), cmat(a.dxg + 2 * H, a.b, H, GH), cmat(a.w_hh + 2 * H * H, H, H));
+    packed_gemm(a.work, H, a.dxg + 2 * H, GH, a.b, *a.w_rest);
     parallel_for(a.b, a.b * GH, [&](Index row) {
       const S* r_ = a.cache + row * 4 * H;
       const S* hp = a.hprev + row * H;

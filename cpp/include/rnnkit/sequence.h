@@ -370,6 +370,8 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
   const bool bias = dp.b_ih >= 0;
   Vec<S> db_x = Vec<S>::Zero(bias ? GH : 0), db_h = Vec<S>::Zero(bias && !Cell::same_dhg ? R : 0);
   const PackedMat<S> w_rec = pack_for_gemm<S>(cmat(w_hh, R, P));
+  PackedMat<S> w_rest;  // as in direction_forward, untransposed
+  if (R < GH) w_rest = pack_for_gemm<S>(cmat(w_hh + R * P, GH - R, P));
   PackedMat<S> w_proj;
   if (w_hr) w_proj = pack_for_gemm<S>(cmat(w_hr, P, H));
 
@@ -397,6 +399,7 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
       a.cache = cache.cache.data() + o * C;
       a.hprev = cache.hprev.data() + o * P;
       a.w_hh = w_hh;
+      a.w_rest = &w_rest;
       a.dm = dmt;
       a.dc = dc;
       a.dxg = dxg + o * ldx;
