@@ -165,6 +165,21 @@ def test_stream_matches_the_forward_at_simd_widths(make, hidden: int) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
 
 
+@pytest.mark.parametrize("hidden", [8, 37])
+def test_gru_stream_keeps_the_candidates_parts_apart(hidden: int) -> None:
+    """The streaming GRU's n_h takes no x rows and n_x no h rows (not even as zero
+    weights): an infinite input saturates the gates, as in the forward, instead of
+    turning n_h into inf·0 = NaN."""
+    layer = rk.GRU(1, hidden, batch_first=True, seed=7)
+    x = np.random.default_rng(0).standard_normal((1, 6, 1)).astype(np.float32)
+    x[0, 2, 0], x[0, 4, 0] = np.inf, -np.inf
+    want = layer(x)[0]
+    assert np.isfinite(want).all()
+    s = layer.stream(1)
+    got = np.stack([s.step(x[:, t]) for t in range(x.shape[1])], axis=1)
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+
+
 def test_stream_is_a_snapshot_and_unbatched_steps_work() -> None:
     model = rk.Sequential(rk.LSTM(1, 4, batch_first=True, seed=1), rk.Linear(4, 1, seed=2))
     s = model.stream()  # batch 1

@@ -55,7 +55,7 @@ struct Layer {
   //
   // The units go in groups, each group's columns one panel of four registers of
   // U lanes: LSTM i, f, g, o of U units; GRU r, z, n_x, n_h of U units (its h
-  // rows leave n_x out: panel_times' Skip); RNN 4U units. The step multiplies z
+  // rows leave n_x out, its x rows n_h: panel_times' Head and Tail); RNN 4U units. The step multiplies z
   // by a group's panel and runs the cell on that group at once (cell_step), so
   // the gate sums go from registers to the cell through L1, and one group's cell
   // overlaps the next group's multiply-adds. GRU with reset_after=False, whose
@@ -69,7 +69,6 @@ struct Layer {
     std::vector<S, Eigen::aligned_allocator<S>> groups;  // the groups' panels, one after another
     Index lanes = 0;       // U: the lanes of the panels' registers; 0: `products` instead
     Index units = 0;       // units per group: U (RNN: 4U)
-    Index k_narrow = 0;    // GRU: z's first P rows have no n_x register
     StackSpec group_spec;  // the spec with hidden_size = units: one group as its cell sees it
     std::vector<StepProduct> products;  // GRU with reset_after=False
     PackedMat<S> w_hr;  // W_hr^T, empty without proj_size
@@ -229,7 +228,7 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
   if (gru) {
     cols.resize(K, 4 * H);
     cols << stacked(0, 2 * H, true, true), stacked(2 * H, H, true, false), stacked(2 * H, H, false, true);
-    cols.block(0, 2 * H, P, H).setZero();  // n_x: no h rows (panel_times skips them)
+    cols.block(0, 2 * H, P, H).setZero();  // n_x: no h rows, n_h: no x rows (neither packed below)
     cols.block(P + 1, 3 * H, I, H).setZero();
   } else {
     cols = stacked(0, GH, true, true);
@@ -241,7 +240,6 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
     if (4 * U > (rnn ? 1 : 4) * H) U = v;
   w.lanes = U;
   w.units = rnn ? 4 * U : U;
-  w.k_narrow = gru ? P : 0;
   w.group_spec = s;
   w.group_spec.hidden_size = w.units;
   const Index groups = (H + w.units - 1) / w.units;
@@ -249,7 +247,7 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
   for (Index u = 0; u < groups; ++u)
     for (Index k = 0; k < K; ++k)
       for (Index q = 0; q < 4; ++q) {
-        if (q == 2 && k < w.k_narrow) continue;
+        if (gru && ((q == 2 && k < P) || (q == 3 && k > P))) continue;
         for (Index j = 0; j < U; ++j) {
           const Index unit = u * w.units + (rnn ? q * U : 0) + j;
           w.groups.push_back(unit < H ? cols(k, rnn ? unit : q * H + unit) : S(0));
@@ -545,22 +543,27 @@ struct StreamState {
 
 namespace {
 
-// The groups of one row (Layer::StepWeights), U = P's lanes: for each, its
+// The groups of one row (Layer::StepWeights), U = Pk's lanes: for each, its
 // panel's sums into g, then the cell on the group's units. Every other step goes
 // over the groups backwards: a step then starts on the weights the step before
 // ended on, still in L1. At hidden 64, whose weights are 50-66 KiB, this made
 // the products 1.2-1.35x faster (the L2 streams a step's weights at ~105 bytes/ns).
-template <class Cell, class P, class S>
-void group_steps(const typename Layer<S>::StepWeights& w, Index H, Index K, const S* z, S* c, S* m, S* g,
+template <class Cell, class Pk, class S>
+void group_steps(const typename Layer<S>::StepWeights& w, Index H, Index P, Index K, const S* z, S* c, S* m, S* g,
                  StepForward<S>& a, bool backwards) {
-  constexpr Index U = lanes_of<P>;
-  constexpr int skip = Cell::G == 3 ? 2 : -1;  // GRU's n_x (Layer::StepWeights)
-  const Index units = w.units, groups = (H + units - 1) / units, size = (4 * K - (skip < 0 ? 0 : w.k_narrow)) * U;
+  constexpr Index U = lanes_of<Pk>;
+  constexpr bool gru = Cell::G == 3;  // no n_x in z's P h rows, no n_h in its x rows (Layer::StepWeights)
+  const Index units = w.units, groups = (H + units - 1) / units;
+  const Index size = (4 * K - (gru ? K - 1 : 0)) * U;  // a group's panel
   a.xg = g;
-  a.hg = Cell::G == 3 ? g + units : g;
+  a.hg = gru ? g + units : g;
   for (Index i = 0; i < groups; ++i) {
     const Index u = backwards ? groups - 1 - i : i, n0 = u * units;
-    detail::panel_times<4, skip, P>(g, 4 * U, z, w.groups.data() + u * size, 4 * U, K, false, w.k_narrow);
+    const S* panel = w.groups.data() + u * size;
+    if constexpr (gru)
+      detail::panel_times<4, 2, 3, Pk>(g, 4 * U, z, panel, 4 * U, K, false, P, P + 1);
+    else
+      detail::panel_times<4, -1, -1, Pk>(g, 4 * U, z, panel, 4 * U, K, false);
     a.hprev = z + n0;
     a.c = c ? c + n0 : nullptr;
     a.m = m + n0;
@@ -593,11 +596,11 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const t
     S* c = Cell::has_c ? st.c.data() + r * H : nullptr;
     S* m = dp.w_hr >= 0 ? st.m.data() : h;  // h_{t-1} is in z: the cell may write h_t over it
     if (w.lanes == lanes_of<Packet0<S>>) {
-      group_steps<Cell, Packet0<S>>(w, H, K, z, c, m, g, a, backwards);
+      group_steps<Cell, Packet0<S>>(w, H, P, K, z, c, m, g, a, backwards);
     } else if (w.lanes == lanes_of<Packet1<S>>) {
-      group_steps<Cell, Packet1<S>>(w, H, K, z, c, m, g, a, backwards);
+      group_steps<Cell, Packet1<S>>(w, H, P, K, z, c, m, g, a, backwards);
     } else if (w.lanes == lanes_of<Packet2<S>>) {
-      group_steps<Cell, Packet2<S>>(w, H, K, z, c, m, g, a, backwards);
+      group_steps<Cell, Packet2<S>>(w, H, P, K, z, c, m, g, a, backwards);
     } else {
       a.xg = g, a.hg = g + H, a.hprev = z, a.c = c, a.m = m, a.u1 = -1;
       const Index np = Index(w.products.size());

@@ -100,13 +100,14 @@ constexpr Index simd_width() {
 // real columns), L = P's lanes (S's widest SIMD packet, or a narrower one); the
 // panel's rows are `ps` scalars apart.
 //
-// Skip >= 0: the panel's first k_narrow rows leave out register Skip (they are
-// ps - L wide, the others in order; its sums take only the rows from k_narrow
-// on). The streaming step's GRU groups (model.cpp) hold no zeros that way for
-// the candidate's input part, which the h rows do not reach.
-template <int NP, int Skip, class P, class S>
+// Head >= 0: the panel's first k_head rows leave out register Head; Tail >= 0:
+// its rows from k_tail on leave out register Tail (such rows are ps - L wide,
+// the other registers in order). The streaming step's GRU groups (model.cpp)
+// hold no zero blocks that way: the candidate's input part takes no h rows, its
+// recurrent part no x rows.
+template <int NP, int Head, int Tail, class P, class S>
 inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Index K, bool accumulate,
-                        Index k_narrow = 0) {
+                        Index k_head = 0, Index k_tail = 0) {
   namespace ei = Eigen::internal;
   static_assert(std::is_same_v<typename ei::unpacket_traits<P>::type, S>, "P must be a packet of S");
   constexpr Index L = ei::unpacket_traits<P>::size;
@@ -126,11 +127,14 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
   if constexpr (NP > 2) a2 = accumulate ? ei::ploadu<P>(y0 + 2 * L) : zero;
   if constexpr (NP > 3) a3 = accumulate ? ei::ploadu<P>(y0 + 3 * L) : zero;
   P e0 = zero, e1 = zero, e2 = zero, e3 = zero;
-  // rows [k, k1) at `stride`; `narrow`: without register Skip
-  auto rows = [&](Index k, Index k1, Index stride, auto narrow) {
-    constexpr bool nw = decltype(narrow)::value;
-    constexpr auto in = [](int q) { return !(nw && q == Skip); };  // register q takes these rows
-    constexpr auto at = [](int q) { return (nw && Skip >= 0 && q > Skip ? q - 1 : q) * L; };  // its offset
+  // rows [k, k1) without register `skip` (-1: with all), `stride` apart
+  auto rows = [&](Index k, Index k1, auto skip) {
+    constexpr int Skip = decltype(skip)::value;
+    const Index stride = Skip < 0 ? ps : ps - L;
+    constexpr auto in = [](int q) { return q != Skip; };  // register q takes these rows
+    constexpr auto at = [](int q) {  // its offset in a row
+      return (Skip >= 0 && q > Skip ? q - 1 : q) * Index(Eigen::internal::unpacket_traits<P>::size);
+    };
     for (; k + 1 < k1; k += 2, p += 2 * stride) {
       const P xk = ei::pset1<P>(x[k]), xn = ei::pset1<P>(x[k + 1]);
       if constexpr (in(0)) a0 = ei::pmadd(xk, ei::ploadu<P>(p + at(0)), a0), e0 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(0)), e0);
@@ -150,8 +154,10 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
       p += stride;
     }
   };
-  if constexpr (Skip >= 0) rows(0, k_narrow, ps - L, std::true_type{});
-  rows(Skip >= 0 ? k_narrow : 0, K, ps, std::false_type{});
+  const Index k0 = Head < 0 ? 0 : k_head, k1 = Tail < 0 ? K : k_tail;
+  if constexpr (Head >= 0) rows(0, k0, std::integral_constant<int, Head>{});
+  rows(k0, k1, std::integral_constant<int, -1>{});
+  if constexpr (Tail >= 0) rows(k1, K, std::integral_constant<int, Tail>{});
   a0 = ei::padd(a0, e0), a1 = ei::padd(a1, e1), a2 = ei::padd(a2, e2), a3 = ei::padd(a3, e3);
   S* out = full ? y : buf;
   ei::pstoreu(out, a0);
@@ -302,10 +308,10 @@ void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false, b
     const Index valid = std::min(W, w.N - n0), np = (valid + L - 1) / L;
     const S* p = w.data.data() + n0 * w.K;
     switch (np) {
-      case 4: detail::panel_times<4, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
-      case 3: detail::panel_times<3, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
-      case 2: detail::panel_times<2, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
-      default: detail::panel_times<1, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      case 4: detail::panel_times<4, -1, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      case 3: detail::panel_times<3, -1, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      case 2: detail::panel_times<2, -1, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
+      default: detail::panel_times<1, -1, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
     }
   }
 }
