@@ -115,7 +115,8 @@ def test_thread_team_matches_reference(
     """Shapes large enough for the recurrent driver to use its threads: in training mode a
     thread team over the time loop (each thread owns a block of hidden units; 56 units: a
     partial block of SIMD panels in float32), in eval mode each thread its own part of the
-    batch (rows k, k + threads, ... of every step in length order), in both directions, with
+    batch (rows k, k + threads, ... of every step in length order; LSTM and GRU: RNN's steps
+    here are below the parts' work threshold, kPartWork), in both directions, with
     lengths (rows join the reverse direction as t falls) and initial states: forward against
     the NumPy reference in eval and training mode, the eval forward bit for bit the one-thread
     eval forward, and backward equal to the same backward on one thread."""
