@@ -107,22 +107,39 @@ def test_result_does_not_depend_on_thread_count(
         np.testing.assert_allclose(b, a, rtol=tol, atol=tol * scale)
 
 
+# How the recurrent driver splits its work among threads, and shapes that make it
+# (batch, steps, hidden size, RNN's hidden size, lengths): each thread its own part
+# of the batch where there are 16 rows per thread and at least kPartWork multiply-adds
+# (rows k, k + threads, ... of every step in length order; "parts-even": no lengths and
+# a batch that 2 and 3 divide, where training's backward reads each part's rows of X,
+# dY and dX in place, at a stride), else a thread team over the time loop, each thread
+# a block of hidden units, where a step has at least kTeamStepWork multiply-adds (RNN
+# needs 88 units for that at a batch of 24). 56 and 88 units: a partial block of SIMD
+# panels in float32.
+LAYOUTS = {
+    "parts": (128, 16, 56, 56, "random"),
+    "parts-even": (96, 12, 56, 56, None),
+    "team": (24, 9, 56, 88, "random"),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("num_threads", [2, 3], indirect=True, ids=["omp2", "omp3"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 def test_thread_team_matches_reference(
-    num_threads, cell, dtype, rng, make_module, make_inputs, run_forward, run_backward, rk
+    layout, num_threads, cell, dtype, rng, make_module, make_inputs, run_forward, run_backward, rk
 ):
-    """Shapes large enough for the recurrent driver to use its threads: in training mode a
-    thread team over the time loop (each thread owns a block of hidden units; 56 units: a
-    partial block of SIMD panels in float32), in eval mode each thread its own part of the
-    batch (rows k, k + threads, ... of every step in length order; LSTM and GRU: RNN's steps
-    here are below the parts' work threshold, kPartWork), in both directions, with
-    lengths (rows join the reverse direction as t falls) and initial states: forward against
-    the NumPy reference in eval and training mode, the eval forward bit for bit the one-thread
-    eval forward, and backward equal to the same backward on one thread."""
-    spec = spec_for(cell, input_size=40, hidden_size=56, num_layers=2, bidirectional=True)
-    m = make_module(spec, dtype, params=reference.init_params(spec, rng, scale=0.3))
-    inp = make_inputs(spec, rng, 9, 64, state=True, lengths="random")
+    """Shapes large enough for the recurrent driver to use its threads (LAYOUTS), in eval
+    and training mode, in both directions, with lengths (rows join the reverse direction as
+    t falls) and initial states: forward against the NumPy reference, the eval forward bit
+    for bit the one-thread eval forward, and backward (with the parts: each part's own
+    gradients, added in part order) equal to the same backward on one thread."""
+    B, T, hidden, rnn_hidden, lengths = LAYOUTS[layout]
+    hidden = rnn_hidden if cell.startswith("rnn") else hidden
+    spec = spec_for(cell, input_size=40, hidden_size=hidden, num_layers=2, bidirectional=True)
+    scale = 0.3 * (56 / hidden) ** 0.5  # the same spread of pre-activations at 88 units as at 56
+    m = make_module(spec, dtype, params=reference.init_params(spec, rng, scale=scale))
+    inp = make_inputs(spec, rng, T, B, state=True, lengths=lengths)
     as_dtype = lambda a: None if a is None else np.asarray(a).astype(dtype).astype(np.float64)  # noqa: E731
     want = reference.forward(
         spec, {k: np.asarray(v, np.float64) for k, v in m.state_dict().items()},

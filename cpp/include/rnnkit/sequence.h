@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "gates.h"
 #include "gemm.h"
@@ -36,6 +37,15 @@ struct DirCache {
   Mat<S> m;      // (N, H)  cell output before the projection (proj_size only)
   Mat<S> dxg;    // (N, G·H) backward's dL/dXG, unless the cell writes it over the cache
   Mat<S> dhg;    // (N, R)  backward's dL/dHG, where it differs from dL/dXG
+  // A forward run in parts of the batch (direction_forward) keeps each part's
+  // own cache here, its rows in the part's packing (detail::PartRows), and
+  // none of the above; backward then runs in the same parts.
+  std::vector<DirCache> parts;
+  // A part's backward: its rows of the layer's input, of dL/dY and of dL/dX, and
+  // its own parameter gradients (detail::backward_in_parts). Kept, as the rest,
+  // for the next step: fresh arrays of this size cost their pages' first touch.
+  Mat<S> x, dy, dx;
+  Vec<S> grads;
 };
 
 namespace detail {
@@ -140,52 +150,154 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
 
 namespace detail {
 
-// direction_forward in eval mode as `parts` independent recurrences, one per
-// thread, part k the packed rows j = k, k + parts, ... of every step (rows in
-// length order: each part gets long and short sequences alike). A row's
-// arithmetic is the same whichever rows share its products, so the result is
-// bit for bit that of one part.
+// direction_backward on one batch (no parts), the parameter gradients added into
+// grads at gp's offsets (dp's, or a part's own buffer's), X's and dX's rows ldi apart
 template <class Cell, class S>
-void forward_in_parts(Index parts, const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
-                      const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
-                      S* h, S* c) {
-  const Index H = s.hidden_size, P = s.out_size(), B = pk.B, T = pk.T;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(int(parts))
-#endif
-  {
-#ifdef _OPENMP
-    const Index k = omp_get_thread_num(), np = omp_get_num_threads();
-#else
-    const Index k = 0, np = 1;
-#endif
-    std::vector<std::int64_t> lengths;  // of this part's rows, in the order they have in pk (decreasing)
-    for (Index j = k, t = T; j < B; j += np) {
+void direction_backward_into(const StackSpec& s, const S* params, const DirParams& dp, S* grads, const DirParams& gp,
+                             bool reverse, const Packing& pk, const S* X, Index ldi, DirCache<S>& cache,
+                             const S* dY, Index ldy, S* dh, S* dc, S* dX);
+
+// Part k of `parts` of a packed batch: the packed rows j = k, k + parts, ... of
+// every step (rows in length order: each part gets long and short sequences
+// alike), as a batch of their own, and where each of its packed rows is in the
+// whole batch's packing. Its state row i is the whole batch's i·parts + k.
+struct PartRows {
+  std::vector<std::int64_t> lengths;  // of the part's rows, decreasing as in pk
+  Packing pack;                       // sorted already: its order is the identity
+  std::vector<Index> rows;            // (pack.rows()) the row in pk of each packed row
+
+  PartRows(const Packing& pk, Index k, Index parts) {
+    for (Index j = k, t = pk.T; j < pk.B; j += parts) {
       while (t > 0 && pk.batch[t - 1] <= j) --t;
       lengths.push_back(t);
     }
-    const Index b = Index(lengths.size());
-    const Packing part(T, b, lengths.data());  // sorted already: its order is the identity
-    std::vector<Index> xr(std::size_t(part.rows())), yr(std::size_t(part.rows()));
-    for (Index t = 0; t < T; ++t)
-      for (Index i = 0; i < part.batch[t]; ++i) {
-        const Index row = pk.offset[t] + i * np + k;
-        xr[std::size_t(part.offset[t] + i)] = x_rows ? x_rows[row] : row;
-        yr[std::size_t(part.offset[t] + i)] = y_rows ? y_rows[row] : row;
-      }
+    pack = Packing(pk.T, Index(lengths.size()), lengths.data());
+    rows.resize(std::size_t(pack.rows()));
+    for (Index t = 0; t < pk.T; ++t)
+      for (Index i = 0; i < pack.batch[t]; ++i) rows[std::size_t(pack.offset[t] + i)] = pk.offset[t] + i * parts + k;
+  }
+};
+
+// Runs part(k) for k in [0, parts), each on a thread of one team. On a thread
+// of this team every product and loop inside runs on that thread (get_num_threads).
+template <class F>
+void run_parts(Index parts, F&& part) {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(int(parts))
+  for (Index k = omp_get_thread_num(); k < parts; k += omp_get_num_threads()) part(k);
+#else
+  for (Index k = 0; k < parts; ++k) part(k);
+#endif
+}
+
+// direction_forward as `parts` independent recurrences, one per thread, on
+// the parts of the batch (PartRows). A row's arithmetic is the same whichever
+// rows share its products, so the output is bit for bit that of one part. In
+// training mode each part keeps its own cache, in cache->parts.
+template <class Cell, class S>
+void forward_in_parts(Index parts, const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
+                      const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
+                      S* h, S* c, DirCache<S>* cache) {
+  const Index H = s.hidden_size, P = s.out_size();
+  if (cache) {  // the whole batch's buffers stay empty (a cache reused from a run without parts frees them)
+    cache->hprev.resize(0, P);
+    cache->cache.resize(0, Cell::cache_cols(s));
+    cache->m.resize(0, H);
+    cache->parts.resize(std::size_t(parts));
+  }
+  run_parts(parts, [&](Index k) {
+    const PartRows part(pk, k, parts);
+    const Index b = part.pack.B;
+    std::vector<Index> xr(part.rows.size()), yr(part.rows.size());
+    for (std::size_t i = 0; i < part.rows.size(); ++i) {
+      xr[i] = x_rows ? x_rows[part.rows[i]] : part.rows[i];
+      yr[i] = y_rows ? y_rows[part.rows[i]] : part.rows[i];
+    }
     Mat<S> hk(b, P), ck(Cell::has_c ? b : 0, H);
     for (Index i = 0; i < b; ++i) {
-      hk.row(i) = cmat(h + (i * np + k) * P, 1, P);
-      if (Cell::has_c) ck.row(i) = cmat(c + (i * np + k) * H, 1, H);
+      hk.row(i) = cmat(h + (i * parts + k) * P, 1, P);
+      if (Cell::has_c) ck.row(i) = cmat(c + (i * parts + k) * H, 1, H);
     }
-    // on a thread of this team every product and loop inside runs on that thread (get_num_threads)
-    direction_forward<Cell>(s, params, dp, reverse, part, X, xr.data(), Y, yr.data(), ldy, hk.data(), ck.data(),
-                            static_cast<DirCache<S>*>(nullptr));
+    direction_forward<Cell>(s, params, dp, reverse, part.pack, X, xr.data(), Y, yr.data(), ldy, hk.data(), ck.data(),
+                            cache ? &cache->parts[std::size_t(k)] : nullptr);
     for (Index i = 0; i < b; ++i) {
-      mat(h + (i * np + k) * P, 1, P) = hk.row(i);
-      if (Cell::has_c) mat(c + (i * np + k) * H, 1, H) = ck.row(i);
+      mat(h + (i * parts + k) * P, 1, P) = hk.row(i);
+      if (Cell::has_c) mat(c + (i * parts + k) * H, 1, H) = ck.row(i);
     }
-  }
+  });
+}
+
+// direction_backward in the parts its forward ran in (cache.parts), one per
+// thread, each the whole backward on its rows (its weight gradients are GEMMs
+// over its own rows). Where every step's rows divide evenly among the parts (no
+// lengths and B a multiple of the parts, as in most training), part k's packed
+// row r is the whole batch's r·parts + k: its rows of X, dY and dX are theirs at
+// `parts` times their stride. Otherwise each part gathers its rows of X and dY
+// and adds its dX rows back. Part 0 adds its parameter gradients into grads, the
+// others into buffers of their own, added to grads after them in part order
+// (the same sums in another order than on one thread: equal to rounding).
+template <class Cell, class S>
+void backward_in_parts(const StackSpec& s, const S* params, S* grads, const DirParams& dp, bool reverse,
+                       const Packing& pk, const S* X, DirCache<S>& cache, const S* dY, Index ldy, S* dh, S* dc,
+                       S* dX) {
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, parts = Index(cache.parts.size());
+  // The parts' own gradients: this layer-direction's tensors back to back, where
+  // they are in dp's layout (w_ih, w_hh, then those the layer has of b_ih, b_hh, w_hr).
+  const Index GH = Cell::G * H;
+  DirParams gp;
+  Index size = 0;
+  const auto place = [&](Index at, Index n) { return at < 0 ? Index(-1) : (size += n) - n; };
+  gp.w_ih = place(dp.w_ih, GH * I);
+  gp.w_hh = place(dp.w_hh, GH * P);
+  gp.b_ih = place(dp.b_ih, GH);
+  gp.b_hh = place(dp.b_hh, GH);
+  gp.w_hr = place(dp.w_hr, P * H);
+  gp.input_size = I;
+  const bool strided = std::all_of(pk.batch.begin(), pk.batch.end(), [&](Index b) { return b % parts == 0; });
+  run_parts(parts, [&](Index k) {
+    const PartRows part(pk, k, parts);
+    DirCache<S>& own = cache.parts[std::size_t(k)];
+    const Index n = part.pack.rows(), b = part.pack.B;
+    const S *xk = X + k * I, *dyk = dY + k * ldy;
+    S* dxk = dX + k * I;
+    Index ldi = parts * I, ldyk = parts * ldy;
+    if (!strided) {
+      own.x.resize(n, I);
+      own.dy.resize(n, P);
+      own.dx.setZero(n, I);
+      for (Index i = 0; i < n; ++i) {
+        const Index row = part.rows[std::size_t(i)];
+        std::copy_n(X + row * I, I, own.x.data() + i * I);
+        std::copy_n(dY + row * ldy, P, own.dy.data() + i * P);
+      }
+      xk = own.x.data(), dyk = own.dy.data(), dxk = own.dx.data(), ldi = I, ldyk = P;
+    }
+    Mat<S> dhk(b, P), dck(Cell::has_c ? b : 0, H);
+    for (Index i = 0; i < b; ++i) {
+      dhk.row(i) = cmat(dh + (i * parts + k) * P, 1, P);
+      if (Cell::has_c) dck.row(i) = cmat(dc + (i * parts + k) * H, 1, H);
+    }
+    if (k > 0) own.grads.setZero(size);
+    direction_backward_into<Cell>(s, params, dp, k > 0 ? own.grads.data() : grads, k > 0 ? gp : dp, reverse,
+                                  part.pack, xk, ldi, own, dyk, ldyk, dhk.data(), dck.data(), dxk);
+    for (Index i = 0; i < n && !strided; ++i) {
+      S* to = dX + part.rows[std::size_t(i)] * I;
+      const S* from = own.dx.data() + i * I;
+      for (Index j = 0; j < I; ++j) to[j] += from[j];
+    }
+    for (Index i = 0; i < b; ++i) {
+      mat(dh + (i * parts + k) * P, 1, P) = dhk.row(i);
+      if (Cell::has_c) mat(dc + (i * parts + k) * H, 1, H) = dck.row(i);
+    }
+  });
+  const auto add = [&](Index at, Index own_at, Index n) {
+    for (Index k = 1; k < parts && at >= 0; ++k) arr(grads + at, n) += carr(cache.parts[std::size_t(k)].grads.data() + own_at, n);
+  };
+  add(dp.w_ih, gp.w_ih, GH * I);
+  add(dp.w_hh, gp.w_hh, GH * P);
+  add(dp.b_ih, gp.b_ih, GH);
+  add(dp.b_hh, gp.b_hh, GH);
+  add(dp.w_hr, gp.w_hr, P * H);
 }
 
 }  // namespace detail
@@ -225,13 +337,14 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   const S* b_ih = ptr(params, dp.b_ih);
   const S* b_hh = ptr(params, dp.b_hh);
   const S* w_hr = ptr(params, dp.w_hr);
-  if (!cache) {
+  {
     const Index parts = std::min<Index>(get_num_threads(), B / kPartRows);
     const double weights = double(GH * (I + P) + (w_hr ? P * H : 0)) * double(sizeof(S));
     if (parts > 1 && weights <= kPartWeightBytes && double(N) * double(GH) * double(I + P) >= kPartWork) {
-      detail::forward_in_parts<Cell>(parts, s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c);
+      detail::forward_in_parts<Cell>(parts, s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c, cache);
       return;
     }
+    if (cache) cache->parts.clear();
   }
 
   // The weights every step multiplies by, packed once for the whole sequence,
@@ -348,6 +461,17 @@ template <class Cell, class S>
 void direction_backward(const StackSpec& s, const S* params, S* grads, const DirParams& dp, bool reverse,
                         const Packing& pk, const S* X, DirCache<S>& cache, const S* dY, Index ldy,
                         S* dh, S* dc, S* dX) {
+  if (!cache.parts.empty())
+    detail::backward_in_parts<Cell>(s, params, grads, dp, reverse, pk, X, cache, dY, ldy, dh, dc, dX);
+  else
+    detail::direction_backward_into<Cell>(s, params, dp, grads, dp, reverse, pk, X, dp.input_size, cache, dY, ldy, dh,
+                                          dc, dX);
+}
+
+template <class Cell, class S>
+void detail::direction_backward_into(const StackSpec& s, const S* params, const DirParams& dp, S* grads,
+                                     const DirParams& gp, bool reverse, const Packing& pk, const S* X, Index ldi,
+                                     DirCache<S>& cache, const S* dY, Index ldy, S* dh, S* dc, S* dX) {
   using detail::ptr;
   const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s),
               C = Cell::cache_cols(s), I = dp.input_size, N = pk.rows(), B = pk.B, T = pk.T;
@@ -434,17 +558,17 @@ void direction_backward(const StackSpec& s, const S* params, S* grads, const Dir
   // Weight gradients, one GEMM each over all steps.
   auto dXG = cmat(dxg, N, GH, ldx);
   auto dHG = cmat(dhg, N, R, ldh);
-  gemm(mat(grads + dp.w_ih, GH, I), dXG.transpose(), cmat(X, N, I), true);
-  gemm(mat(grads + dp.w_hh, R, P), dHG.transpose(), cmat(cache.hprev.data(), N, P), true);
+  gemm(mat(grads + gp.w_ih, GH, I), dXG.transpose(), cmat(X, N, I, ldi), true);
+  gemm(mat(grads + gp.w_hh, R, P), dHG.transpose(), cmat(cache.hprev.data(), N, P), true);
   if (bias) {
-    arr(grads + dp.b_ih, GH) += db_x.array();
-    arr(grads + dp.b_hh, R) += carr(Cell::same_dhg ? db_x.data() : db_h.data(), R);
+    arr(grads + gp.b_ih, GH) += db_x.array();
+    arr(grads + gp.b_hh, R) += carr(Cell::same_dhg ? db_x.data() : db_h.data(), R);
   }
-  Cell::backward_weights(s, N, dxg, cache.cache.data(), db_x.data(), grads + dp.w_hh, ptr(grads, dp.b_hh));
-  if (w_hr) gemm(mat(grads + dp.w_hr, P, H), cmat(dH.data(), N, P).transpose(), cmat(cache.m.data(), N, H), true);
+  Cell::backward_weights(s, N, dxg, cache.cache.data(), db_x.data(), grads + gp.w_hh, ptr(grads, gp.b_hh));
+  if (w_hr) gemm(mat(grads + gp.w_hr, P, H), cmat(dH.data(), N, P).transpose(), cmat(cache.m.data(), N, H), true);
   // dX += dXG W_ih: W_ih fixed and A = dXG tall, packed_gemm's case (1.05-1.1x
   // faster than OpenBLAS's sgemm at hidden 128, the same at 512; 1.1x Eigen's).
-  packed_gemm(dX, I, dxg, ldx, N, pack_for_gemm<S>(cmat(w_ih, GH, I)), true);
+  packed_gemm(dX, ldi, dxg, ldx, N, pack_for_gemm<S>(cmat(w_ih, GH, I)), true);
 }
 
 }  // namespace rnnkit
