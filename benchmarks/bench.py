@@ -114,7 +114,10 @@ def onnx_session(cell: str, state_dict: dict, I: int, H: int, threads: int) -> A
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None),
          helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, None)],
         inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    opsets = [helper.make_opsetid("", 14)]
+    # the oldest IR version that opset 14 needs, not the newest onnx knows: an onnx newer
+    # than the installed onnxruntime writes an IR version the runtime refuses
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

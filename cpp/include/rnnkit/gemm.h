@@ -332,14 +332,20 @@ constexpr double kBlasWork = 1 << 15;
 /// where C is wide (a recurrent step, an input projection: each thread streams
 /// its own share of the weights and reads the few rows of A), by rows where it
 /// is tall (backward's dX over all steps: each thread reads its own share of the
-/// large A, instead of all of it). Allocates nothing.
+/// large A, instead of all of it); where C has fewer panels than there are
+/// threads, its rows are split too, in groups of at least kSplitRows. Every
+/// thread of the team is asked for, with work or not: a team of another size
+/// than the one before makes libgomp re-dock its threads, and a time loop that
+/// alternated teams of 8 (a backward product of 8 panels) and 16 (the cell's
+/// rows) ran backward 2x slower on 16 threads than on 8 (16-core Xeon). Allocates nothing.
+constexpr Index kSplitRows = 12;
 template <class S>
 void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, bool accumulate = false,
                  const Index* a_rows = nullptr) {
   const Index panels = w.chunks() * w.gates;
   const bool by_rows = m > w.N;
   const double work = double(m) * double(w.N) * double(w.K);
-  const int nt = work >= kParallelGemmWork ? int(std::min<Index>(get_num_threads(), by_rows ? m : panels)) : 1;
+  const int nt = work >= kParallelGemmWork ? get_num_threads() : 1;
   if (nt <= 1 || m == 0) {
     detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, 0, panels, accumulate);
     return;
@@ -348,12 +354,13 @@ void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMa
 #pragma omp parallel num_threads(nt)
   {
     const Index id = omp_get_thread_num(), k = omp_get_num_threads();
-    if (by_rows) {
-      const Index r0 = m * id / k, r1 = m * (id + 1) / k;
+    // a grid of pg panel groups by rg row groups (by_rows: one panel group)
+    const Index pg = by_rows ? 1 : std::min(k, panels);
+    const Index rg = std::max<Index>(1, std::min(k / pg, by_rows ? m : m / kSplitRows));
+    if (id < pg * rg) {
+      const Index p = id % pg, r = id / pg, r0 = m * r / rg, r1 = m * (r + 1) / rg;
       detail::packed_gemm_panels(c + r0 * ldc, ldc, a_rows ? a : a + r0 * lda, lda, a_rows ? a_rows + r0 : nullptr,
-                                 r1 - r0, w, 0, panels, accumulate);
-    } else {
-      detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, panels * id / k, panels * (id + 1) / k, accumulate);
+                                 r1 - r0, w, panels * p / pg, panels * (p + 1) / pg, accumulate);
     }
   }
 #else
