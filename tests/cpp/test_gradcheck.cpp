@@ -5,7 +5,9 @@
 // loop reuses it: each forward refills the buffers the last backward left, at
 // another size (under the sanitizers, a buffer left too small shows).
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <string>
 
 #include "check.h"
@@ -114,6 +116,85 @@ TEST(gru_reset_before_gradients) {
   gradcheck(CellType::GRU, 1, false, false, false, 0, false);
   gradcheck(CellType::GRU, 2, true, true, false, 0, false);
   gradcheck(CellType::GRU, 1, false, true, true, 0, false, false);
+}
+
+// Training on several threads in parts of the batch (sequence.h: each thread the
+// forward and backward of its own rows, its own cache, its weight gradients added
+// after) against the same step on one thread, itself checked against finite
+// differences above: shapes past the parts' thresholds (16 rows per thread and
+// kPartWork multiply-adds), with lengths (each part gathers its rows) and without
+// (a batch 2 and 3 divide: each part reads X, dY and dX in place, at a stride), on
+// one cache that the next problem refills at another size, as a training loop does.
+namespace {
+
+struct Step {
+  Outputs o;
+  V grads, gx, gh0, gc0;
+};
+
+Step training_step(const Problem& p, rnnkit::StackCache<double>& cache, const Weights& w) {
+  Step r{forward(p, &cache), V(p.params.size(), 0.0), V(p.x.size()), V(p.h0.size()), V(p.c0.size())};
+  rnnkit::SeqGradArgs<double> g;
+  g.grad_out = w.out.data();
+  g.grad_h_n = w.h.data();
+  g.grad_c_n = p.lstm() ? w.c.data() : nullptr;
+  g.grad_x = r.gx.data();
+  g.grad_h0 = r.gh0.data();
+  g.grad_c0 = p.lstm() ? r.gc0.data() : nullptr;
+  rnnkit::backward(p.spec, p.params.data(), r.grads.data(), cache, g);
+  return r;
+}
+
+double worst(const V& a, const V& b) {
+  double e = 0;
+  for (size_t k = 0; k < a.size(); ++k) e = std::max(e, std::abs(a[k] - b[k]) / (1 + std::abs(b[k])));
+  return a.size() == b.size() ? e : 1.0;
+}
+
+void parts_match_one_thread(CellType cell, bool lengths, Index proj = 0) {
+  Problem p;
+  p.spec.cell = cell;
+  p.spec.input_size = 16;
+  p.spec.hidden_size = 32;
+  p.spec.num_layers = 2;
+  p.spec.bidirectional = true;
+  p.spec.proj_size = proj;
+  p.T = 40;
+  p.B = 48;
+  std::mt19937 rng(99);
+  if (lengths) {
+    std::uniform_int_distribution<int> len(1, int(p.T));
+    for (Index b = 0; b < p.B; ++b) p.lengths.push_back(len(rng));
+    p.lengths[5] = p.T;
+  }
+  p.randomize(rng);
+  for (auto& v : p.params) v *= 0.5;
+  const Outputs o = forward(p);
+  const Weights w{random_vec(o.out.size(), rng), random_vec(o.h_n.size(), rng), random_vec(o.c_n.size(), rng)};
+  const int before = rnnkit::get_num_threads();
+  rnnkit::set_num_threads(1);
+  const Step want = training_step(p, shared_cache, w);
+  for (int threads : {2, 3}) {
+    rnnkit::set_num_threads(threads);
+    const Step got = training_step(p, shared_cache, w);
+    const double e = std::max({worst(got.o.out, want.o.out), worst(got.o.h_n, want.o.h_n), worst(got.o.c_n, want.o.c_n),
+                               worst(got.grads, want.grads), worst(got.gx, want.gx), worst(got.gh0, want.gh0),
+                               worst(got.gc0, want.gc0)});
+    if (!(e < 1e-12))
+      std::printf("  cell %d lengths %d proj %d, %d threads: %.3g\n", int(cell), lengths, int(proj), threads, e);
+    CHECK(e < 1e-12);
+  }
+  rnnkit::set_num_threads(before);
+}
+
+}  // namespace
+
+TEST(training_in_parts_matches_one_thread) {
+  for (bool lengths : {true, false}) {
+    parts_match_one_thread(CellType::LSTM, lengths);
+    parts_match_one_thread(CellType::GRU, lengths);
+  }
+  parts_match_one_thread(CellType::LSTM, false, 8);
 }
 
 int main() { return check::run_all(); }
