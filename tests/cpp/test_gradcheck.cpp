@@ -48,6 +48,26 @@ double fd_error(Problem& p, V& v, const V& analytic, const Weights& w) {
   return err;
 }
 
+// One training step (forward into the cache, then backward with dL/d(out, h_n, c_n) = w):
+// its outputs and every gradient.
+struct Step {
+  Outputs o;
+  V grads, gx, gh0, gc0;
+};
+
+Step training_step(const Problem& p, rnnkit::StackCache<double>& cache, const Weights& w) {
+  Step r{forward(p, &cache), V(p.params.size(), 0.0), V(p.x.size()), V(p.h0.size()), V(p.c0.size())};
+  rnnkit::SeqGradArgs<double> g;
+  g.grad_out = w.out.data();
+  g.grad_h_n = w.h.data();
+  g.grad_c_n = p.lstm() ? w.c.data() : nullptr;
+  g.grad_x = r.gx.data();
+  g.grad_h0 = r.gh0.data();
+  g.grad_c0 = p.lstm() ? r.gc0.data() : nullptr;
+  rnnkit::backward(p.spec, p.params.data(), r.grads.data(), cache, g);
+  return r;
+}
+
 rnnkit::StackCache<double> shared_cache;  // reused by every gradcheck, whatever its spec and sizes
 
 void gradcheck(CellType cell, Index layers, bool bidir, bool lengths, bool batch_first = false, Index proj = 0,
@@ -68,23 +88,14 @@ void gradcheck(CellType cell, Index layers, bool bidir, bool lengths, bool batch
   std::mt19937 rng(1234);
   p.randomize(rng);
 
-  rnnkit::StackCache<double>& cache = shared_cache;
-  const Outputs o = forward(p, &cache);
+  const Outputs o = forward(p);
   Weights w{random_vec(o.out.size(), rng), random_vec(o.h_n.size(), rng), random_vec(o.c_n.size(), rng)};
-
-  V grads(p.params.size(), 0.0), gx(p.x.size()), gh0(p.h0.size()), gc0(p.c0.size());
-  rnnkit::SeqGradArgs<double> g;
-  g.grad_out = w.out.data();
-  g.grad_h_n = w.h.data();
-  g.grad_c_n = p.lstm() ? w.c.data() : nullptr;
-  g.grad_x = gx.data();
-  g.grad_h0 = gh0.data();
-  g.grad_c0 = p.lstm() ? gc0.data() : nullptr;
-  rnnkit::backward(p.spec, p.params.data(), grads.data(), cache, g);
+  const Step r = training_step(p, shared_cache, w);
 
   const double tol = 1e-7;
-  const double ep = fd_error(p, p.params, grads, w), ex = fd_error(p, p.x, gx, w), eh = fd_error(p, p.h0, gh0, w);
-  const double ec = p.lstm() ? fd_error(p, p.c0, gc0, w) : 0.0;
+  const double ep = fd_error(p, p.params, r.grads, w), ex = fd_error(p, p.x, r.gx, w),
+               eh = fd_error(p, p.h0, r.gh0, w);
+  const double ec = p.lstm() ? fd_error(p, p.c0, r.gc0, w) : 0.0;
   if (!(ep < tol && ex < tol && eh < tol && ec < tol))
     std::printf("  cell %d layers %d bidir %d lengths %d bf %d proj %d reset_after %d bias %d: "
                 "params %.3g x %.3g h0 %.3g c0 %.3g\n",
@@ -126,24 +137,6 @@ TEST(gru_reset_before_gradients) {
 // (a batch 2 and 3 divide: each part reads X, dY and dX in place, at a stride), on
 // one cache that the next problem refills at another size, as a training loop does.
 namespace {
-
-struct Step {
-  Outputs o;
-  V grads, gx, gh0, gc0;
-};
-
-Step training_step(const Problem& p, rnnkit::StackCache<double>& cache, const Weights& w) {
-  Step r{forward(p, &cache), V(p.params.size(), 0.0), V(p.x.size()), V(p.h0.size()), V(p.c0.size())};
-  rnnkit::SeqGradArgs<double> g;
-  g.grad_out = w.out.data();
-  g.grad_h_n = w.h.data();
-  g.grad_c_n = p.lstm() ? w.c.data() : nullptr;
-  g.grad_x = r.gx.data();
-  g.grad_h0 = r.gh0.data();
-  g.grad_c0 = p.lstm() ? r.gc0.data() : nullptr;
-  rnnkit::backward(p.spec, p.params.data(), r.grads.data(), cache, g);
-  return r;
-}
 
 double worst(const V& a, const V& b) {
   double e = 0;
