@@ -291,7 +291,8 @@ void backward_in_parts(const StackSpec& s, const S* params, S* grads, const DirP
     }
   });
   const auto add = [&](Index at, Index own_at, Index n) {
-    for (Index k = 1; k < parts && at >= 0; ++k) arr(grads + at, n) += carr(cache.parts[std::size_t(k)].grads.data() + own_at, n);
+    for (Index k = 1; k < parts && at >= 0; ++k)
+      arr(grads + at, n) += carr(cache.parts[std::size_t(k)].grads.data() + own_at, n);
   };
   add(dp.w_ih, gp.w_ih, GH * I);
   add(dp.w_hh, gp.w_hh, GH * P);
@@ -321,9 +322,9 @@ void backward_in_parts(const StackSpec& s, const S* params, S* grads, const DirP
 // Otherwise, where the cell's units are independent within a step
 // (Cell::splits_by_unit, no projection) and a step's work is in run_time_loop's
 // range, one thread team runs the whole time loop. Each thread owns a block of
-// hidden units, chunks of the packed weights'
-// panels: it computes their gates' input projections and recurrent products,
-// runs the cell on them and writes their h_t, so the threads meet once per step
+// hidden units, chunks of the packed weights' panels: it computes their gates'
+// input projections and recurrent products, runs the cell on them and writes
+// their h_t, so the threads meet once per step
 // (every thread's next product reads all of h_t). h_t goes to the other of two
 // buffers from the one h_{t-1} is read from, so a thread that finishes a step
 // early never overwrites what another still reads. Otherwise the products and
