@@ -136,11 +136,16 @@ void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m
 
 }  // namespace detail
 
-// The recurrence in parts of the batch (direction_forward): at least this
-// many rows per part, and the layer-direction's weights (W_ih, W_hh, W_hr) at
-// most kPartWeightBytes, so every core keeps its own copy in its L2 (1 MiB per
-// core on this project's Zen 4), and at least kPartWork multiply-adds in all.
-constexpr Index kPartRows = 16;
+// The recurrence in parts of the batch (direction_forward): where there are
+// at least kPartRows rows for each of two parts or more, the layer-direction's
+// weights (W_ih, W_hh, W_hr) are at most kPartWeightBytes, so every core keeps
+// its own copy in its L2 (1 MiB per core on this project's Zen 4), and there
+// are at least kPartWork multiply-adds in all. Then one part per thread, down
+// to kPartRowsMin rows a part where there are more threads than parts of
+// kPartRows (on a 16-core Xeon, B=64 at hidden 128 on 8-16 threads, parts of 8
+// rows against 4 parts of 16: LSTM inference 3.7 ms against 5.3, training 11.4
+// against 16.5; GRU and RNN alike). On 2 threads that happens at no batch size.
+constexpr Index kPartRows = 16, kPartRowsMin = 8;
 constexpr double kPartWeightBytes = 1 << 19, kPartWork = 1 << 22;
 
 template <class Cell, class S>
@@ -312,13 +317,13 @@ void backward_in_parts(const StackSpec& s, const S* params, S* grads, const DirP
 //   c  (B, H)          LSTM: in c0; out c_n
 //   cache              nullptr in eval mode
 //
-// Threads: where the weights fit in every core's L2 and the batch has kPartRows
-// rows per thread, each thread runs the recurrence of its own part of the batch
-// (detail::forward_in_parts; in training each part keeps its own cache, and
-// direction_backward runs in the same parts): no barrier and no exchange of h_t
-// at any step (2 threads, B=64, against the team below: inference at hidden 128
-// 5-7% faster, 32 about 1.5x, 64 the same; training steps RNN-128 0.84x the
-// time, RNN-256 0.92x, GRU-128 0.91x, LSTM-128 0.94x).
+// Threads: where the weights fit in every core's L2 and the batch has two parts
+// of kPartRows rows or more, each thread runs the recurrence of its own part of
+// the batch (detail::forward_in_parts; in training each part keeps its own
+// cache, and direction_backward runs in the same parts): no barrier and no
+// exchange of h_t at any step (2 threads, B=64, against the team below:
+// inference at hidden 128 5-7% faster, 32 about 1.5x, 64 the same; training
+// steps RNN-128 0.84x the time, RNN-256 0.92x, GRU-128 0.91x, LSTM-128 0.94x).
 // Otherwise, where the cell's units are independent within a step
 // (Cell::splits_by_unit, no projection) and a step's work is in run_time_loop's
 // range, one thread team runs the whole time loop. Each thread owns a block of
@@ -342,7 +347,8 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   const S* b_hh = ptr(params, dp.b_hh);
   const S* w_hr = ptr(params, dp.w_hr);
   {
-    const Index parts = std::min<Index>(get_num_threads(), B / kPartRows);
+    const Index threads = get_num_threads();
+    const Index parts = B / kPartRows >= 2 ? std::min<Index>(threads, B / kPartRowsMin) : 1;
     const double weights = double(GH * (I + P) + (w_hr ? P * H : 0)) * double(sizeof(S));
     if (parts > 1 && weights <= kPartWeightBytes && double(N) * double(GH) * double(I + P) >= kPartWork) {
       detail::forward_in_parts<Cell>(parts, s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c, cache);
