@@ -144,7 +144,8 @@ void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m
 // to kPartRowsMin rows a part where there are more threads than parts of
 // kPartRows (on a 16-core Xeon, B=64 at hidden 128 on 8-16 threads, parts of 8
 // rows against 4 parts of 16: LSTM inference 3.7 ms against 5.3, training 11.4
-// against 16.5; GRU and RNN alike). On 2 threads that happens at no batch size.
+// against 16.5; GRU and RNN within that machine's spread). On 2 threads that
+// happens at no batch size.
 constexpr Index kPartRows = 16, kPartRowsMin = 8;
 constexpr double kPartWeightBytes = 1 << 19, kPartWork = 1 << 22;
 
