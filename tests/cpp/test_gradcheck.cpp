@@ -49,19 +49,19 @@ double fd_error(Problem& p, V& v, const V& analytic, const Weights& w) {
 }
 
 // One training step (forward into the cache, then backward with dL/d(out, h_n, c_n) = w):
-// its outputs and every gradient.
+// its outputs and every gradient (dL/dx only where asked for).
 struct Step {
   Outputs o;
   V grads, gx, gh0, gc0;
 };
 
-Step training_step(const Problem& p, rnnkit::StackCache<double>& cache, const Weights& w) {
-  Step r{forward(p, &cache), V(p.params.size(), 0.0), V(p.x.size()), V(p.h0.size()), V(p.c0.size())};
+Step training_step(const Problem& p, rnnkit::StackCache<double>& cache, const Weights& w, bool want_gx = true) {
+  Step r{forward(p, &cache), V(p.params.size(), 0.0), V(want_gx ? p.x.size() : 0), V(p.h0.size()), V(p.c0.size())};
   rnnkit::SeqGradArgs<double> g;
   g.grad_out = w.out.data();
   g.grad_h_n = w.h.data();
   g.grad_c_n = p.lstm() ? w.c.data() : nullptr;
-  g.grad_x = r.gx.data();
+  g.grad_x = want_gx ? r.gx.data() : nullptr;
   g.grad_h0 = r.gh0.data();
   g.grad_c0 = p.lstm() ? r.gc0.data() : nullptr;
   rnnkit::backward(p.spec, p.params.data(), r.grads.data(), cache, g);
@@ -133,9 +133,11 @@ TEST(gru_reset_before_gradients) {
 // forward and backward of its own rows, its own cache, its weight gradients added
 // after) against the same step on one thread, itself checked against finite
 // differences above: shapes past the parts' thresholds (16 rows per thread and
-// kPartWork multiply-adds), with lengths (each part gathers its rows) and without
-// (a batch 2 and 3 divide: each part reads X, dY and dX in place, at a stride), on
-// one cache that the next problem refills at another size, as a training loop does.
+// kPartWork multiply-adds), with lengths (each part keeps its own rows of X and
+// reads dY and writes dX through row indices) and without (a batch 2 and 3
+// divide: each part reads X, dY and dX in place, at a stride; with batch_first,
+// X in place and dY, dX through row indices), on one cache that the next problem
+// refills at another size, as a training loop does.
 namespace {
 
 double worst(const V& a, const V& b) {
@@ -144,8 +146,9 @@ double worst(const V& a, const V& b) {
   return a.size() == b.size() ? e : 1.0;
 }
 
-void parts_match_one_thread(CellType cell, bool lengths, Index proj = 0) {
+void parts_match_one_thread(CellType cell, bool lengths, Index proj = 0, bool batch_first = false) {
   Problem p;
+  p.batch_first = batch_first;
   p.spec.cell = cell;
   p.spec.input_size = 16;
   p.spec.hidden_size = 32;
@@ -174,9 +177,13 @@ void parts_match_one_thread(CellType cell, bool lengths, Index proj = 0) {
                                worst(got.grads, want.grads), worst(got.gx, want.gx), worst(got.gh0, want.gh0),
                                worst(got.gc0, want.gc0)});
     if (!(e < 1e-12))
-      std::printf("  cell %d lengths %d proj %d, %d threads: %.3g\n", int(cell), lengths, int(proj), threads, e);
+      std::printf("  cell %d lengths %d proj %d batch_first %d, %d threads: %.3g\n", int(cell), lengths, int(proj),
+                  batch_first, threads, e);
     CHECK(e < 1e-12);
   }
+  // without dL/dx (not computed), the same parameter gradients
+  const Step no_gx = training_step(p, shared_cache, w, false);
+  CHECK(worst(no_gx.grads, want.grads) < 1e-12);
   rnnkit::set_num_threads(before);
 }
 
@@ -188,6 +195,8 @@ TEST(training_in_parts_matches_one_thread) {
     parts_match_one_thread(CellType::GRU, lengths);
   }
   parts_match_one_thread(CellType::LSTM, false, 8);
+  parts_match_one_thread(CellType::GRU, true, 0, true);
+  parts_match_one_thread(CellType::RNN_TANH, false, 0, true);
 }
 
 int main() { return check::run_all(); }

@@ -41,10 +41,12 @@ struct DirCache {
   // own cache here, its rows in the part's packing (detail::PartRows), and
   // none of the above; backward then runs in the same parts.
   std::vector<DirCache> parts;
-  // A part's backward: its rows of the layer's input, of dL/dY and of dL/dX, and
-  // its own parameter gradients (detail::backward_in_parts). Kept, as the rest,
-  // for the next step: fresh arrays of this size cost their pages' first touch.
-  Mat<S> x, dy, dx;
+  // A part's rows of the layer's input, where they are not a strided view of
+  // the whole batch's (the forward copies them as it reads them), backward's
+  // dL/dX where it goes to scattered rows (a part's, or the caller's with
+  // lengths), and a part's own parameter gradients (detail::backward_in_parts).
+  // Kept, as the rest, for the next step: fresh arrays cost their pages' first touch.
+  Mat<S> x, dx;
   Vec<S> grads;
 };
 
@@ -149,40 +151,83 @@ void share_gemm(const Share& my, S* c, Index ldc, const S* a, Index lda, Index m
 constexpr Index kPartRows = 16, kPartRowsMin = 8;
 constexpr double kPartWeightBytes = 1 << 19, kPartWork = 1 << 22;
 
-template <class Cell, class S>
-void direction_forward(const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
-                       const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
-                       S* h, S* c, DirCache<S>* cache);
-
 namespace detail {
 
-// direction_backward on one batch (no parts), the parameter gradients added into
-// grads at gp's offsets (dp's, or a part's own buffer's), X's and dX's rows ldi apart
+// The parts direction_forward runs a layer-direction in (1: none).
 template <class Cell, class S>
-void direction_backward_into(const StackSpec& s, const S* params, const DirParams& dp, S* grads, const DirParams& gp,
-                             bool reverse, const Packing& pk, const S* X, Index ldi, DirCache<S>& cache,
-                             const S* dY, Index ldy, S* dh, S* dc, S* dX);
+Index part_count(const StackSpec& s, const DirParams& dp, const Packing& pk) {
+  const Index GH = Cell::G * s.hidden_size, P = s.out_size(), I = dp.input_size, B = pk.B;
+  const Index parts = B / kPartRows >= 2 ? std::min<Index>(get_num_threads(), B / kPartRowsMin) : 1;
+  const double weights = double(GH * (I + P) + (dp.w_hr >= 0 ? P * s.hidden_size : 0)) * double(sizeof(S));
+  const bool fit = weights <= kPartWeightBytes && double(pk.rows()) * double(GH) * double(I + P) >= kPartWork;
+  return parts > 1 && fit ? parts : 1;
+}
 
-// Part k of `parts` of a packed batch: the packed rows j = k, k + parts, ... of
-// every step (rows in length order: each part gets long and short sequences
-// alike), as a batch of their own, and where each of its packed rows is in the
-// whole batch's packing. Its state row i is the whole batch's i·parts + k.
+// Part k of `parts` of a packed batch, as a batch of its own: some of every
+// step's packed rows j (in length order, so each part gets long and short
+// sequences alike). Where every step's rows divide evenly among the parts (no
+// lengths and B a multiple of the parts: `even`), rows j = k, k + parts, ...:
+// the part's packed row r is the whole batch's r·parts + k, so its rows of an
+// (N, ·) array are that array's at `parts` times its stride. Otherwise in
+// blocks of `parts` rows, in order in even blocks and in reverse in odd ones
+// (2 parts: part 0 takes rows 0, 3, 4, 7, 8, ...), which evens out their real
+// steps (64 lengths uniform in 10..100, the benchmark's, 2 parts: within 0.5%
+// of each other, against 2-2.6% taking every other row).
 struct PartRows {
+  bool even;                          // every step's rows divide evenly among the parts
+  std::vector<Index> state;           // (pack.B) the row in pk's batch (its states) of each of the part's rows
   std::vector<std::int64_t> lengths;  // of the part's rows, decreasing as in pk
   Packing pack;                       // sorted already: its order is the identity
   std::vector<Index> rows;            // (pack.rows()) the row in pk of each packed row
 
-  PartRows(const Packing& pk, Index k, Index parts) {
-    for (Index j = k, t = pk.T; j < pk.B; j += parts) {
+  static bool divides(const Packing& pk, Index parts) {
+    return std::all_of(pk.batch.begin(), pk.batch.end(), [&](Index b) { return b % parts == 0; });
+  }
+
+  PartRows(const Packing& pk, Index k, Index parts) : even(divides(pk, parts)) {
+    for (Index q = 0, t = pk.T;; ++q) {
+      const Index j = q * parts + (even || q % 2 == 0 ? k : parts - 1 - k);
+      if (j >= pk.B) break;
       while (t > 0 && pk.batch[t - 1] <= j) --t;
+      state.push_back(j);
       lengths.push_back(t);
     }
     pack = Packing(pk.T, Index(lengths.size()), lengths.data());
     rows.resize(std::size_t(pack.rows()));
     for (Index t = 0; t < pk.T; ++t)
-      for (Index i = 0; i < pack.batch[t]; ++i) rows[std::size_t(pack.offset[t] + i)] = pk.offset[t] + i * parts + k;
+      for (Index i = 0; i < pack.batch[t]; ++i)
+        rows[std::size_t(pack.offset[t] + i)] = pk.offset[t] + state[std::size_t(i)];
   }
 };
+
+}  // namespace detail
+
+template <class Cell, class S>
+void direction_forward(const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
+                       const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
+                       S* h, S* c, DirCache<S>* cache);
+
+// Where backward reads dL/dY and writes dL/dX (the caller's arrays with
+// lengths or batch_first, a packed buffer between layers, a part's rows).
+template <class S>
+struct BackwardIO {
+  const S* dy = nullptr;           // dL/dh_t of packed row r: row dy_rows[r] (or r) of dy,
+  const Index* dy_rows = nullptr;  //   this direction's columns, rows ldy apart
+  Index ldy = 0;
+  S* dx = nullptr;                 // dL/dX of packed row r: row dx_rows[r] (or r) of dx, rows ldx
+  const Index* dx_rows = nullptr;  //   apart; nullptr: not wanted
+  Index ldx = 0;
+  bool dx_add = false;             // added to dx's rows, else written over them
+};
+
+namespace detail {
+
+// direction_backward on one batch (no parts), the parameter gradients added into
+// grads at gp's offsets (dp's, or a part's own buffer's), X's rows ldi apart
+template <class Cell, class S>
+void direction_backward_into(const StackSpec& s, const S* params, const DirParams& dp, S* grads, const DirParams& gp,
+                             bool reverse, const Packing& pk, const S* X, Index ldi, DirCache<S>& cache,
+                             const BackwardIO<S>& io, S* dh, S* dc);
 
 // Runs part(k) for k in [0, parts), each on a thread of one team. On a thread
 // of this team every product and loop inside runs on that thread (get_num_threads).
@@ -199,12 +244,14 @@ void run_parts(Index parts, F&& part) {
 // direction_forward as `parts` independent recurrences, one per thread, on
 // the parts of the batch (PartRows). A row's arithmetic is the same whichever
 // rows share its products, so the output is bit for bit that of one part. In
-// training mode each part keeps its own cache, in cache->parts.
+// training mode each part keeps its own cache, in cache->parts, and, unless the
+// parts are even (backward then reads them in place), a copy of its rows of X,
+// made before its recurrence reads them there.
 template <class Cell, class S>
 void forward_in_parts(Index parts, const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
                       const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
                       S* h, S* c, DirCache<S>* cache) {
-  const Index H = s.hidden_size, P = s.out_size();
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size;
   if (cache) {  // the whole batch's buffers stay empty (a cache reused from a run without parts frees them)
     cache->hprev.resize(0, P);
     cache->cache.resize(0, Cell::cache_cols(s));
@@ -213,39 +260,49 @@ void forward_in_parts(Index parts, const StackSpec& s, const S* params, const Di
   }
   run_parts(parts, [&](Index k) {
     const PartRows part(pk, k, parts);
-    const Index b = part.pack.B;
+    const Index n = part.pack.rows(), b = part.pack.B;
     std::vector<Index> xr(part.rows.size()), yr(part.rows.size());
     for (std::size_t i = 0; i < part.rows.size(); ++i) {
       xr[i] = x_rows ? x_rows[part.rows[i]] : part.rows[i];
       yr[i] = y_rows ? y_rows[part.rows[i]] : part.rows[i];
     }
+    const S* xk = X;
+    const Index* xrk = xr.data();
+    if (cache && !part.even) {
+      Mat<S>& kept = cache->parts[std::size_t(k)].x;
+      kept.resize(n, I);
+      for (Index i = 0; i < n; ++i) std::copy_n(X + xr[std::size_t(i)] * I, I, kept.data() + i * I);
+      xk = kept.data(), xrk = nullptr;
+    }
     Mat<S> hk(b, P), ck(Cell::has_c ? b : 0, H);
     for (Index i = 0; i < b; ++i) {
-      hk.row(i) = cmat(h + (i * parts + k) * P, 1, P);
-      if (Cell::has_c) ck.row(i) = cmat(c + (i * parts + k) * H, 1, H);
+      const Index row = part.state[std::size_t(i)];
+      hk.row(i) = cmat(h + row * P, 1, P);
+      if (Cell::has_c) ck.row(i) = cmat(c + row * H, 1, H);
     }
-    direction_forward<Cell>(s, params, dp, reverse, part.pack, X, xr.data(), Y, yr.data(), ldy, hk.data(), ck.data(),
+    direction_forward<Cell>(s, params, dp, reverse, part.pack, xk, xrk, Y, yr.data(), ldy, hk.data(), ck.data(),
                             cache ? &cache->parts[std::size_t(k)] : nullptr);
     for (Index i = 0; i < b; ++i) {
-      mat(h + (i * parts + k) * P, 1, P) = hk.row(i);
-      if (Cell::has_c) mat(c + (i * parts + k) * H, 1, H) = ck.row(i);
+      const Index row = part.state[std::size_t(i)];
+      mat(h + row * P, 1, P) = hk.row(i);
+      if (Cell::has_c) mat(c + row * H, 1, H) = ck.row(i);
     }
   });
 }
 
 // direction_backward in the parts its forward ran in (cache.parts), one per
 // thread, each the whole backward on its rows (its weight gradients are GEMMs
-// over its own rows). Where every step's rows divide evenly among the parts (no
-// lengths and B a multiple of the parts, as in most training), part k's packed
-// row r is the whole batch's r·parts + k: its rows of X, dY and dX are theirs at
-// `parts` times their stride. Otherwise each part gathers its rows of X and dY
-// and adds its dX rows back. Part 0 adds its parameter gradients into grads, the
-// others into buffers of their own, added to grads after them in part order
-// (the same sums in another order than on one thread: equal to rounding).
+// over its own rows). Where the parts are even (PartRows: no lengths and B a
+// multiple of the parts, as in most training) part k's packed row r is the
+// whole batch's r·parts + k: its rows of X, and of dY and dX where they are
+// packed, are theirs at `parts` times their stride. Otherwise it reads the copy
+// of its X rows its forward kept, and dY and dX through row indices. Part 0 adds
+// its parameter gradients into grads, the others into buffers of their own,
+// added to grads after them in part order (the same sums in another order than
+// on one thread: equal to rounding).
 template <class Cell, class S>
 void backward_in_parts(const StackSpec& s, const S* params, S* grads, const DirParams& dp, bool reverse,
-                       const Packing& pk, const S* X, DirCache<S>& cache, const S* dY, Index ldy, S* dh, S* dc,
-                       S* dX) {
+                       const Packing& pk, const S* X, DirCache<S>& cache, const BackwardIO<S>& io, S* dh, S* dc) {
   const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, parts = Index(cache.parts.size());
   // The parts' own gradients: this layer-direction's tensors back to back, where
   // they are in dp's layout (w_ih, w_hh, then those the layer has of b_ih, b_hh, w_hr).
@@ -259,41 +316,40 @@ void backward_in_parts(const StackSpec& s, const S* params, S* grads, const DirP
   gp.b_hh = place(dp.b_hh, GH);
   gp.w_hr = place(dp.w_hr, P * H);
   gp.input_size = I;
-  const bool strided = std::all_of(pk.batch.begin(), pk.batch.end(), [&](Index b) { return b % parts == 0; });
   run_parts(parts, [&](Index k) {
     const PartRows part(pk, k, parts);
     DirCache<S>& own = cache.parts[std::size_t(k)];
     const Index n = part.pack.rows(), b = part.pack.B;
-    const S *xk = X + k * I, *dyk = dY + k * ldy;
-    S* dxk = dX + k * I;
-    Index ldi = parts * I, ldyk = parts * ldy;
-    if (!strided) {
-      own.x.resize(n, I);
-      own.dy.resize(n, P);
-      own.dx.setZero(n, I);
-      for (Index i = 0; i < n; ++i) {
-        const Index row = part.rows[std::size_t(i)];
-        std::copy_n(X + row * I, I, own.x.data() + i * I);
-        std::copy_n(dY + row * ldy, P, own.dy.data() + i * P);
-      }
-      xk = own.x.data(), dyk = own.dy.data(), dxk = own.dx.data(), ldi = I, ldyk = P;
+    // the part's rows of an (N, ·) array with `rows` (the caller's) or packed:
+    // at a stride where they can be, else through row indices
+    std::vector<Index> dyr, dxr;
+    const auto rows_of = [&](const Index* rows, std::vector<Index>& out) -> const Index* {
+      if (part.even && !rows) return nullptr;
+      out.resize(std::size_t(n));
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] = rows ? rows[part.rows[i]] : part.rows[i];
+      return out.data();
+    };
+    BackwardIO<S> mine = io;
+    mine.dy_rows = rows_of(io.dy_rows, dyr);
+    if (!mine.dy_rows) mine.dy += k * io.ldy, mine.ldy *= parts;
+    if (io.dx) {
+      mine.dx_rows = rows_of(io.dx_rows, dxr);
+      if (!mine.dx_rows) mine.dx += k * io.ldx, mine.ldx *= parts;
     }
     Mat<S> dhk(b, P), dck(Cell::has_c ? b : 0, H);
     for (Index i = 0; i < b; ++i) {
-      dhk.row(i) = cmat(dh + (i * parts + k) * P, 1, P);
-      if (Cell::has_c) dck.row(i) = cmat(dc + (i * parts + k) * H, 1, H);
+      const Index row = part.state[std::size_t(i)];
+      dhk.row(i) = cmat(dh + row * P, 1, P);
+      if (Cell::has_c) dck.row(i) = cmat(dc + row * H, 1, H);
     }
     if (k > 0) own.grads.setZero(size);
     direction_backward_into<Cell>(s, params, dp, k > 0 ? own.grads.data() : grads, k > 0 ? gp : dp, reverse,
-                                  part.pack, xk, ldi, own, dyk, ldyk, dhk.data(), dck.data(), dxk);
-    for (Index i = 0; i < n && !strided; ++i) {
-      S* to = dX + part.rows[std::size_t(i)] * I;
-      const S* from = own.dx.data() + i * I;
-      for (Index j = 0; j < I; ++j) to[j] += from[j];
-    }
+                                  part.pack, part.even ? X + k * I : own.x.data(), part.even ? parts * I : I, own,
+                                  mine, dhk.data(), dck.data());
     for (Index i = 0; i < b; ++i) {
-      mat(dh + (i * parts + k) * P, 1, P) = dhk.row(i);
-      if (Cell::has_c) mat(dc + (i * parts + k) * H, 1, H) = dck.row(i);
+      const Index row = part.state[std::size_t(i)];
+      mat(dh + row * P, 1, P) = dhk.row(i);
+      if (Cell::has_c) mat(dc + row * H, 1, H) = dck.row(i);
     }
   });
   const auto add = [&](Index at, Index own_at, Index n) {
@@ -347,16 +403,11 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   const S* b_ih = ptr(params, dp.b_ih);
   const S* b_hh = ptr(params, dp.b_hh);
   const S* w_hr = ptr(params, dp.w_hr);
-  {
-    const Index threads = get_num_threads();
-    const Index parts = B / kPartRows >= 2 ? std::min<Index>(threads, B / kPartRowsMin) : 1;
-    const double weights = double(GH * (I + P) + (w_hr ? P * H : 0)) * double(sizeof(S));
-    if (parts > 1 && weights <= kPartWeightBytes && double(N) * double(GH) * double(I + P) >= kPartWork) {
-      detail::forward_in_parts<Cell>(parts, s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c, cache);
-      return;
-    }
-    if (cache) cache->parts.clear();
+  if (const Index parts = detail::part_count<Cell, S>(s, dp, pk); parts > 1) {
+    detail::forward_in_parts<Cell>(parts, s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c, cache);
+    return;
   }
+  if (cache) cache->parts.clear();
 
   // The weights every step multiplies by, packed once for the whole sequence,
   // gate by gate (PackedMat), so a range of chunks is a range of units.
@@ -462,27 +513,28 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
 }
 
 // One layer-direction backward; accumulates into the parameter gradients `grads`
-// (the same layout as `params`) and into dX.
-//   dY (N, ·) ld ldy   dL/dh_t of every packed row from above (this direction's columns)
+// (the same layout as `params`).
+//   X  (N, I)          the layer's packed input, as the forward read it (unused
+//                      where its parts kept their own rows of it)
+//   io                 dL/dh_t of every packed row from above (this direction's
+//                      columns), and where dL/dX goes (detail::BackwardIO)
 //   dh (B, P)          in: dL/dh_n in packed order; out: dL/dh0
 //   dc (B, H)          LSTM: in dL/dc_n; out dL/dc0
-//   dX (N, I)          += dL/dX
 // The cache is consumed: cells with Cell::grads_in_cache write their gradients over it.
 template <class Cell, class S>
 void direction_backward(const StackSpec& s, const S* params, S* grads, const DirParams& dp, bool reverse,
-                        const Packing& pk, const S* X, DirCache<S>& cache, const S* dY, Index ldy,
-                        S* dh, S* dc, S* dX) {
+                        const Packing& pk, const S* X, DirCache<S>& cache, const BackwardIO<S>& io, S* dh,
+                        S* dc) {
   if (!cache.parts.empty())
-    detail::backward_in_parts<Cell>(s, params, grads, dp, reverse, pk, X, cache, dY, ldy, dh, dc, dX);
+    detail::backward_in_parts<Cell>(s, params, grads, dp, reverse, pk, X, cache, io, dh, dc);
   else
-    detail::direction_backward_into<Cell>(s, params, dp, grads, dp, reverse, pk, X, dp.input_size, cache, dY, ldy, dh,
-                                          dc, dX);
+    detail::direction_backward_into<Cell>(s, params, dp, grads, dp, reverse, pk, X, dp.input_size, cache, io, dh, dc);
 }
 
 template <class Cell, class S>
 void detail::direction_backward_into(const StackSpec& s, const S* params, const DirParams& dp, S* grads,
                                      const DirParams& gp, bool reverse, const Packing& pk, const S* X, Index ldi,
-                                     DirCache<S>& cache, const S* dY, Index ldy, S* dh, S* dc, S* dX) {
+                                     DirCache<S>& cache, const BackwardIO<S>& io, S* dh, S* dc) {
   using detail::ptr;
   const Index H = s.hidden_size, P = s.out_size(), GH = Cell::G * H, R = Cell::rec_rows(s),
               C = Cell::cache_cols(s), I = dp.input_size, N = pk.rows(), B = pk.B, T = pk.T;
@@ -523,7 +575,12 @@ void detail::direction_backward_into(const StackSpec& s, const S* params, const 
     for (Index step = 0; step < T; ++step) {
       const Index t = reverse ? step : T - 1 - step, b = pk.batch[t], o = pk.offset[t];
       S* dht = w_hr ? dH.data() + o * P : dh_t.data();
-      mat(dht + u0, b, u1 - u0, P) = cmat(dY + o * ldy + u0, b, u1 - u0, ldy) + cmat(dh + u0, b, u1 - u0, P);
+      if (io.dy_rows)
+        for (Index r = 0; r < b; ++r)
+          arr(dht + r * P + u0, u1 - u0) = carr(io.dy + io.dy_rows[o + r] * io.ldy + u0, u1 - u0) +
+                                           carr(dh + r * P + u0, u1 - u0);
+      else
+        mat(dht + u0, b, u1 - u0, P) = cmat(io.dy + o * io.ldy + u0, b, u1 - u0, io.ldy) + cmat(dh + u0, b, u1 - u0, P);
       const S* dmt = dht;
       if (w_hr) {  // h_t = m_t W_hr^T  ->  dL/dm_t = dL/dh_t W_hr
         packed_gemm(dm.data(), H, dht, P, b, w_proj);
@@ -577,9 +634,25 @@ void detail::direction_backward_into(const StackSpec& s, const S* params, const 
   }
   Cell::backward_weights(s, N, dxg, cache.cache.data(), db_x.data(), grads + gp.w_hh, ptr(grads, gp.b_hh));
   if (w_hr) gemm(mat(grads + gp.w_hr, P, H), cmat(dH.data(), N, P).transpose(), cmat(cache.m.data(), N, H), true);
-  // dX += dXG W_ih: W_ih fixed and A = dXG tall, packed_gemm's case (1.05-1.1x
+  // dX = dXG W_ih: W_ih fixed and A = dXG tall, packed_gemm's case (1.05-1.1x
   // faster than OpenBLAS's sgemm at hidden 128, the same at 512; 1.1x Eigen's).
-  packed_gemm(dX, ldi, dxg, ldx, N, pack_for_gemm<S>(cmat(w_ih, GH, I)), true);
+  // Written over dX or added to it; to rows through indices, by way of a buffer.
+  if (!io.dx) return;
+  const PackedMat<S> w_x = pack_for_gemm<S>(cmat(w_ih, GH, I));
+  if (!io.dx_rows) {
+    packed_gemm(io.dx, io.ldx, dxg, ldx, N, w_x, io.dx_add);
+    return;
+  }
+  cache.dx.resize(N, I);
+  packed_gemm(cache.dx.data(), I, dxg, ldx, N, w_x);
+  parallel_for(N, N * I / kMemoryBound, [&](Index r) {
+    S* to = io.dx + io.dx_rows[r] * io.ldx;
+    const S* from = cache.dx.data() + r * I;
+    if (io.dx_add)
+      arr(to, I) += carr(from, I);
+    else
+      std::copy_n(from, I, to);
+  });
 }
 
 }  // namespace rnnkit

@@ -3,7 +3,9 @@
 // variable-length sequences: the multi-layer wrapper over sequence.h.
 //
 //   X_0 = x (T,B,I) or (B,T,I), read through packed-row -> row indices
-//         (training: gathered into a packed (N, I) copy, which backward reads)
+//         (training: gathered into a packed (N, I) copy, which backward reads,
+//         or, where the first layer runs in uneven parts of the batch, each
+//         part's rows into the part's own copy)
 //   for l: Y_l = [fwd | rev] (N, D·P);   X_{l+1} = Y_l ⊙ dropout mask_l
 //   Y_{L-1} = out (T,B,D·P) or (B,T,D·P), written through the same indices,
 //         its rows past each length set to zero
@@ -53,7 +55,8 @@ struct StackCache {
   StackSpec spec;
   Packing pack;
   bool batch_first = false;
-  std::vector<Mat<S>> inputs;     // [l] (N, I_l) the input of layer l (after dropout)
+  std::vector<Mat<S>> inputs;     // [l] (N, I_l) the input of layer l (after dropout); [0] empty where
+                                  //   layer 0's parts keep their own rows of it (DirCache::x)
   std::vector<Mat<S>> masks;      // [l] (N, D·P) dropout scale on layer l's output, l < L-1
   std::vector<DirCache<S>> dirs;  // [l·D + d]
 };
@@ -79,10 +82,16 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
     cache->inputs.resize(L);
     cache->masks.resize(L - 1);
     cache->dirs.resize(L * D);
-    cache->inputs[0].resize(N, s.input_size);
-    pk.gather(a.x, a.batch_first, s.input_size, cache->inputs[0].data());
-    X = cache->inputs[0].data();
-    x_rows = nullptr;
+    // layer 0's parts copy their own rows of x, where they are uneven (no strided view of a packed copy)
+    const Index parts = detail::part_count<Cell, S>(s, s.dir_params(0, 0), pk);
+    if (parts > 1 && !detail::PartRows::divides(pk, parts)) {
+      cache->inputs[0].resize(0, s.input_size);
+    } else {
+      cache->inputs[0].resize(N, s.input_size);
+      pk.gather(a.x, a.batch_first, s.input_size, cache->inputs[0].data());
+      X = cache->inputs[0].data();
+      x_rows = nullptr;
+    }
   }
 
   Mat<S> h(B, P), c(Cell::has_c ? B : 0, H), Ybuf;
@@ -133,31 +142,35 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
   const Packing& pk = cache.pack;
   const Index N = pk.rows(), B = pk.B;
 
-  // Where the caller's arrays are already packed (time-major, no lengths), the top
-  // layer reads grad_out and the bottom one accumulates into grad_x in place: two
-  // (N, ·) buffers fewer at the step's peak memory.
+  // The top layer reads grad_out and the bottom one writes grad_x in place,
+  // through the caller's row of every packed row where they are not already
+  // packed (time-major, no lengths): no (N, ·) copies of either.
   const bool direct = pk.trivial && !cache.batch_first;
+  std::vector<Index> user_rows;
+  if (!direct && (g.grad_out || g.grad_x)) user_rows = pk.user_rows(cache.batch_first);
+  const Index* rows = direct ? nullptr : user_rows.data();
   Mat<S> dY;  // (N, D·P) dL/dY of the layer being visited, unless it is grad_out itself
-  const S* dYp = g.grad_out;
-  if (!direct || !g.grad_out) {
-    if (g.grad_out) {
-      dY.resize(N, DP);  // every row gathered
-      pk.gather(g.grad_out, cache.batch_first, DP, dY.data());
-    } else {
-      dY.setZero(N, DP);
-    }
-    dYp = dY.data();
+  BackwardIO<S> io;
+  io.dy = g.grad_out;
+  io.dy_rows = rows;
+  io.ldy = DP;
+  if (!g.grad_out) {
+    dY.setZero(N, DP);
+    io.dy = dY.data();
+    io.dy_rows = nullptr;
   }
+  if (g.grad_x && !pk.trivial) pk.zero_padding(g.grad_x, cache.batch_first, s.input_size);
   Mat<S> dX, dh(B, P), dc(Cell::has_c ? B : 0, H);
   for (Index l = L - 1; l >= 0; --l) {
     const Index I = s.layer_input_size(l);
-    S* dXp;
-    if (l == 0 && direct && g.grad_x) {
-      dXp = g.grad_x;
-      mat(dXp, N, I).setZero();
+    io.ldx = I;
+    if (l > 0) {
+      dX.resize(N, I);  // written by the first direction, added to by the second
+      io.dx = dX.data();
+      io.dx_rows = nullptr;
     } else {
-      dX.setZero(N, I);
-      dXp = dX.data();
+      io.dx = g.grad_x;  // nullptr: not wanted, not computed
+      io.dx_rows = rows;
     }
     for (Index d = 0; d < D; ++d) {
       const Index k = l * D + d;
@@ -167,18 +180,21 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
         if (g.grad_c_n) pk.gather_state(g.grad_c_n + k * B * H, H, dc.data());
         else dc.setZero();
       }
+      BackwardIO<S> dir = io;  // this direction's columns of dL/dY
+      dir.dy += d * P;
+      dir.dx_add = d > 0;
       direction_backward<Cell>(s, params, grads, s.dir_params(l, d), d == 1, pk, cache.inputs[l].data(),
-                               cache.dirs[k], dYp + d * P, DP, dh.data(), dc.data(), dXp);
+                               cache.dirs[k], dir, dh.data(), dc.data());
       if (g.grad_h0) pk.scatter_state(dh.data(), P, g.grad_h0 + k * B * P);
       if (Cell::has_c && g.grad_c0) pk.scatter_state(dc.data(), H, g.grad_c0 + k * B * H);
     }
     if (l > 0) {
       if (!cache.masks[l - 1].size()) dY = std::move(dX);
       else dY = dX.cwiseProduct(cache.masks[l - 1]);  // dL/dY_{l-1} = dL/dX_l ⊙ mask
-      dYp = dY.data();
+      io.dy = dY.data();
+      io.dy_rows = nullptr;
     }
   }
-  if (g.grad_x && !direct) pk.scatter(dX.data(), cache.batch_first, s.input_size, g.grad_x);
 }
 
 // Entry points for the Python bindings and C++ users: dispatch on spec.cell.
