@@ -1,5 +1,5 @@
-// Packing of variable-length batches: order, active rows, offsets, and the
-// gather/scatter pair between the caller's layout and the packed one.
+// Packing of variable-length batches: order, active rows, offsets, the caller's
+// row of every packed row, and the batch parts the recurrent driver runs in.
 
 #include "check.h"
 #include "helpers.h"
@@ -26,23 +26,63 @@ TEST(no_lengths_is_the_plain_layout) {
   CHECK(Packing(5, 2, full).trivial);
 }
 
-TEST(gather_then_scatter_round_trips_and_zeroes_padding) {
+TEST(gather_and_user_rows_agree_and_padding_is_zeroed) {
   const std::int64_t lengths[] = {2, 3, 1};
   for (bool batch_first : {false, true}) {
     Packing pk(3, 3, lengths);
     const Index w = 2;
     std::vector<double> user(3 * 3 * w);
     for (size_t k = 0; k < user.size(); ++k) user[k] = double(k + 1);
-    std::vector<double> packed(pk.rows() * w), back(user.size(), -1.0);
+    std::vector<double> packed(pk.rows() * w);
     pk.gather(user.data(), batch_first, w, packed.data());
-    pk.scatter(packed.data(), batch_first, w, back.data());
+    const std::vector<Index> rows = pk.user_rows(batch_first);
+    for (Index t = 0; t < 3; ++t)
+      for (Index j = 0; j < pk.batch[t]; ++j) {
+        const Index r = pk.offset[t] + j, at = pk.user_row(t, pk.order[j], batch_first);
+        CHECK(rows[r] == at);
+        for (Index k = 0; k < w; ++k) CHECK(packed[r * w + k] == user[at * w + k]);
+      }
+    std::vector<double> padded = user;
+    pk.zero_padding(padded.data(), batch_first, w);
     for (Index t = 0; t < 3; ++t)
       for (Index b = 0; b < 3; ++b)
         for (Index k = 0; k < w; ++k) {
           const Index at = pk.user_row(t, b, batch_first) * w + k;
-          CHECK(back[at] == (t < lengths[b] ? user[at] : 0.0));
+          CHECK(padded[at] == (t < lengths[b] ? user[at] : 0.0));
         }
   }
+}
+
+// The batch parts of sequence.h: every packed row in exactly one part, each
+// part a sorted batch of its own; uneven parts in boustrophedon order.
+TEST(batch_parts_partition_the_packed_rows) {
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> len(1, 30);
+  for (bool even : {false, true})
+    for (Index parts : {2, 3}) {
+      const Index T = 30, B = 48;
+      std::vector<std::int64_t> lengths(B, T);
+      if (!even)
+        for (auto& l : lengths) l = len(rng);
+      Packing pk(T, B, lengths.data());
+      std::vector<int> seen(std::size_t(pk.rows()), 0);
+      for (Index k = 0; k < parts; ++k) {
+        const rnnkit::detail::PartRows part(pk, k, parts);
+        CHECK(part.even == even);
+        CHECK(part.pack.trivial || !even);
+        for (Index i = 0; i < part.pack.B; ++i) {  // boustrophedon (uneven) or every parts-th row
+          const Index q = i, want = q * parts + (even || q % 2 == 0 ? k : parts - 1 - k);
+          CHECK(part.state[std::size_t(i)] == want);
+        }
+        for (Index t = 0; t < T; ++t)
+          for (Index i = 0; i < part.pack.batch[t]; ++i) {
+            const Index r = part.rows[std::size_t(part.pack.offset[t] + i)];
+            CHECK(r == pk.offset[t] + part.state[std::size_t(i)] && part.state[std::size_t(i)] < pk.batch[t]);
+            ++seen[std::size_t(r)];
+          }
+      }
+      for (int n : seen) CHECK(n == 1);
+    }
 }
 
 TEST(bad_lengths_throw) {

@@ -62,7 +62,8 @@ struct Packing {
 
   // Row of each packed row in a caller's (T, B, ·) or (B, T, ·) array (N of them):
   // the recurrent driver reads the first layer's input and writes the last
-  // layer's output through these, with no packed copy in between.
+  // layer's output through these, and backward reads the output's gradient and
+  // writes the input's, with no packed copy in between.
   std::vector<Index> user_rows(bool batch_first) const {
     std::vector<Index> rows(std::size_t(this->rows()));
     for (Index t = 0; t < T; ++t)
@@ -73,8 +74,9 @@ struct Packing {
   // Zero the rows of dst (T, B, w) or (B, T, w) past each sequence's length.
   template <class S>
   void zero_padding(S* dst, bool batch_first, Index w) const {
-    for (Index t = 0; t < T; ++t)
+    parallel_for(T, (T * B - rows()) * w / kMemoryBound, [&](Index t) {
       for (Index j = batch[t]; j < B; ++j) std::fill_n(dst + user_row(t, order[j], batch_first) * w, w, S(0));
+    });
   }
 
   // dst (N, w) packed <- src (T, B, w) or (B, T, w)
@@ -83,16 +85,6 @@ struct Packing {
     parallel_for(T, rows() * w / kMemoryBound, [&](Index t) {
       for (Index j = 0; j < batch[t]; ++j)
         std::memcpy(dst + (offset[t] + j) * w, src + user_row(t, order[j], batch_first) * w, w * sizeof(S));
-    });
-  }
-
-  // dst (T, B, w) or (B, T, w) <- src (N, w) packed; padding set to zero
-  template <class S>
-  void scatter(const S* src, bool batch_first, Index w, S* dst) const {
-    zero_padding(dst, batch_first, w);  // the padding only: every other row is written below
-    parallel_for(T, rows() * w / kMemoryBound, [&](Index t) {
-      for (Index j = 0; j < batch[t]; ++j)
-        std::memcpy(dst + user_row(t, order[j], batch_first) * w, src + (offset[t] + j) * w, w * sizeof(S));
     });
   }
 

@@ -517,7 +517,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
 //   X  (N, I)          the layer's packed input, as the forward read it (unused
 //                      where its parts kept their own rows of it)
 //   io                 dL/dh_t of every packed row from above (this direction's
-//                      columns), and where dL/dX goes (detail::BackwardIO)
+//                      columns), and where dL/dX goes (BackwardIO)
 //   dh (B, P)          in: dL/dh_n in packed order; out: dL/dh0
 //   dc (B, H)          LSTM: in dL/dc_n; out dL/dc0
 // The cache is consumed: cells with Cell::grads_in_cache write their gradients over it.
