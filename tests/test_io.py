@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -195,6 +196,21 @@ def test_atomic_write_leaves_no_temp_file(rk, tmp_path):
     rk.save(other, str(path))
     assert os.listdir(tmp_path) == ["m.safetensors"]
     np.testing.assert_array_equal(rk.load(str(path)).state_dict()["weight"], other.state_dict()["weight"])
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+def test_saved_file_mode_follows_the_umask(rk, tmp_path):
+    """As open() (and np.save, torch.save): 0666 less the umask, not the 0600 of a private temp file."""
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "m.safetensors"
+        rk.save(rk.Linear(3, 2, seed=0), str(path))
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+        os.umask(0o077)
+        rk.save(rk.Linear(3, 2, seed=1), str(path))
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    finally:
+        os.umask(old)
 
 
 def test_failed_save_leaves_no_partial_file(rk, tmp_path):

@@ -74,7 +74,11 @@ def save(model: Module, path: Union[str, os.PathLike]) -> None:
     }
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        st.numpy.save_file(tensors, str(tmp), metadata=metadata)
+        # written by open(), so the file's mode follows the umask as np.save's and torch.save's do
+        # (safetensors' own save_file creates it 0600: unreadable by the group that runs the model)
+        data = st.numpy.save(tensors, metadata=metadata)
+        with open(tmp, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
