@@ -42,7 +42,7 @@ struct DirCache {
   // none of the above; backward then runs in the same parts.
   std::vector<DirCache> parts;
   // A part's rows of the layer's input, where they are not a strided view of
-  // the whole batch's (the forward copies them as it reads them), backward's
+  // the whole batch's (its forward copies them, then reads them here), backward's
   // dL/dX where it goes to scattered rows (a part's, or the caller's with
   // lengths), and a part's own parameter gradients (detail::backward_in_parts).
   // Kept, as the rest, for the next step: fresh arrays cost their pages' first touch.
