@@ -198,6 +198,14 @@ struct PartRows {
       for (Index i = 0; i < pack.batch[t]; ++i)
         rows[std::size_t(pack.offset[t] + i)] = pk.offset[t] + state[std::size_t(i)];
   }
+
+  // The row of each of the part's packed rows in an array whose row of pk's
+  // packed row r is map[r] (r itself where there is no map).
+  std::vector<Index> rows_in(const Index* map) const {
+    std::vector<Index> out(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) out[i] = map ? map[rows[i]] : rows[i];
+    return out;
+  }
 };
 
 }  // namespace detail
@@ -261,11 +269,7 @@ void forward_in_parts(Index parts, const StackSpec& s, const S* params, const Di
   run_parts(parts, [&](Index k) {
     const PartRows part(pk, k, parts);
     const Index n = part.pack.rows(), b = part.pack.B;
-    std::vector<Index> xr(part.rows.size()), yr(part.rows.size());
-    for (std::size_t i = 0; i < part.rows.size(); ++i) {
-      xr[i] = x_rows ? x_rows[part.rows[i]] : part.rows[i];
-      yr[i] = y_rows ? y_rows[part.rows[i]] : part.rows[i];
-    }
+    const std::vector<Index> xr = part.rows_in(x_rows), yr = part.rows_in(y_rows);
     const S* xk = X;
     const Index* xrk = xr.data();
     if (cache && !part.even) {
@@ -319,22 +323,22 @@ void backward_in_parts(const StackSpec& s, const S* params, S* grads, const DirP
   run_parts(parts, [&](Index k) {
     const PartRows part(pk, k, parts);
     DirCache<S>& own = cache.parts[std::size_t(k)];
-    const Index n = part.pack.rows(), b = part.pack.B;
-    // the part's rows of an (N, ·) array with `rows` (the caller's) or packed:
-    // at a stride where they can be, else through row indices
-    std::vector<Index> dyr, dxr;
-    const auto rows_of = [&](const Index* rows, std::vector<Index>& out) -> const Index* {
-      if (part.even && !rows) return nullptr;
-      out.resize(std::size_t(n));
-      for (std::size_t i = 0; i < out.size(); ++i) out[i] = rows ? rows[part.rows[i]] : part.rows[i];
-      return out.data();
-    };
+    const Index b = part.pack.B;
+    // the part's rows of dY and dX: at a stride where they can be (even parts,
+    // packed arrays), else through row indices
     BackwardIO<S> mine = io;
-    mine.dy_rows = rows_of(io.dy_rows, dyr);
-    if (!mine.dy_rows) mine.dy += k * io.ldy, mine.ldy *= parts;
-    if (io.dx) {
-      mine.dx_rows = rows_of(io.dx_rows, dxr);
-      if (!mine.dx_rows) mine.dx += k * io.ldx, mine.ldx *= parts;
+    std::vector<Index> dyr, dxr;
+    if (part.even && !io.dy_rows) {
+      mine.dy += k * io.ldy, mine.ldy *= parts;
+    } else {
+      dyr = part.rows_in(io.dy_rows);
+      mine.dy_rows = dyr.data();
+    }
+    if (io.dx && part.even && !io.dx_rows) {
+      mine.dx += k * io.ldx, mine.ldx *= parts;
+    } else if (io.dx) {
+      dxr = part.rows_in(io.dx_rows);
+      mine.dx_rows = dxr.data();
     }
     Mat<S> dhk(b, P), dck(Cell::has_c ? b : 0, H);
     for (Index i = 0; i < b; ++i) {
