@@ -110,13 +110,14 @@ def test_result_does_not_depend_on_thread_count(
 # How the recurrent driver splits its work among threads, and shapes that make it
 # (batch, steps, hidden size, RNN's hidden size, lengths): each thread its own part
 # of the batch where there are 16 rows per thread and at least kPartWork multiply-adds
-# (rows k, k + threads, ... of every step in length order; "parts-even": no lengths and
-# a batch that 2 and 3 divide, where training's backward reads each part's rows of X,
-# dY and dX in place, at a stride; "parts-small": on 3 threads, 3 parts of fewer than 16
-# rows, as two parts of 16 fit), else a thread team over the time loop, each thread
-# a block of hidden units, where a step has at least kTeamStepWork multiply-adds (RNN
-# needs 88 units for that at a batch of 24). 56 and 88 units: a partial block of SIMD
-# panels in float32.
+# (every step's rows in length order, dealt out in boustrophedon order: "parts", with
+# lengths, where each part keeps its own copy of its input rows; "parts-even": no lengths
+# and a batch that 2 and 3 divide, rows k, k + threads, ..., where training's backward
+# reads each part's rows of X, dY and dX in place, at a stride; "parts-small": on 3
+# threads, 3 parts of fewer than 16 rows, as two parts of 16 fit), else a thread team
+# over the time loop, each thread a block of hidden units, where a step has at least
+# kTeamStepWork multiply-adds (RNN needs 88 units for that at a batch of 24). 56 and
+# 88 units: a partial block of SIMD panels in float32.
 LAYOUTS = {
     "parts": (128, 16, 56, 56, "random"),
     "parts-even": (96, 12, 56, 56, None),

@@ -206,6 +206,16 @@ struct PartRows {
     for (std::size_t i = 0; i < rows.size(); ++i) out[i] = map ? map[rows[i]] : rows[i];
     return out;
   }
+
+  // The part's rows (B_part, w) of the whole batch's states (B, w), and back.
+  template <class S>
+  void gather_state(const S* all, Index w, S* mine) const {
+    for (std::size_t i = 0; i < state.size(); ++i) std::copy_n(all + state[i] * w, w, mine + Index(i) * w);
+  }
+  template <class S>
+  void scatter_state(const S* mine, Index w, S* all) const {
+    for (std::size_t i = 0; i < state.size(); ++i) std::copy_n(mine + Index(i) * w, w, all + state[i] * w);
+  }
 };
 
 }  // namespace detail
@@ -279,18 +289,12 @@ void forward_in_parts(Index parts, const StackSpec& s, const S* params, const Di
       xk = kept.data(), xrk = nullptr;
     }
     Mat<S> hk(b, P), ck(Cell::has_c ? b : 0, H);
-    for (Index i = 0; i < b; ++i) {
-      const Index row = part.state[std::size_t(i)];
-      hk.row(i) = cmat(h + row * P, 1, P);
-      if (Cell::has_c) ck.row(i) = cmat(c + row * H, 1, H);
-    }
+    part.gather_state(h, P, hk.data());
+    if (Cell::has_c) part.gather_state(c, H, ck.data());
     direction_forward<Cell>(s, params, dp, reverse, part.pack, xk, xrk, Y, yr.data(), ldy, hk.data(), ck.data(),
                             cache ? &cache->parts[std::size_t(k)] : nullptr);
-    for (Index i = 0; i < b; ++i) {
-      const Index row = part.state[std::size_t(i)];
-      mat(h + row * P, 1, P) = hk.row(i);
-      if (Cell::has_c) mat(c + row * H, 1, H) = ck.row(i);
-    }
+    part.scatter_state(hk.data(), P, h);
+    if (Cell::has_c) part.scatter_state(ck.data(), H, c);
   });
 }
 
@@ -341,20 +345,14 @@ void backward_in_parts(const StackSpec& s, const S* params, S* grads, const DirP
       mine.dx_rows = dxr.data();
     }
     Mat<S> dhk(b, P), dck(Cell::has_c ? b : 0, H);
-    for (Index i = 0; i < b; ++i) {
-      const Index row = part.state[std::size_t(i)];
-      dhk.row(i) = cmat(dh + row * P, 1, P);
-      if (Cell::has_c) dck.row(i) = cmat(dc + row * H, 1, H);
-    }
+    part.gather_state(dh, P, dhk.data());
+    if (Cell::has_c) part.gather_state(dc, H, dck.data());
     if (k > 0) own.grads.setZero(size);
     direction_backward_into<Cell>(s, params, dp, k > 0 ? own.grads.data() : grads, k > 0 ? gp : dp, reverse,
                                   part.pack, part.even ? X + k * I : own.x.data(), part.even ? parts * I : I, own,
                                   mine, dhk.data(), dck.data());
-    for (Index i = 0; i < b; ++i) {
-      const Index row = part.state[std::size_t(i)];
-      mat(dh + row * P, 1, P) = dhk.row(i);
-      if (Cell::has_c) mat(dc + row * H, 1, H) = dck.row(i);
-    }
+    part.scatter_state(dhk.data(), P, dh);
+    if (Cell::has_c) part.scatter_state(dck.data(), H, dc);
   });
   const auto add = [&](Index at, Index own_at, Index n) {
     for (Index k = 1; k < parts && at >= 0; ++k)
