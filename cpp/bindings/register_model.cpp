@@ -28,7 +28,8 @@ Array<T> convert(const py::array& a) {
 // Integer token ids as int64 (a copy only when the dtype differs).
 IntArray as_ids(const py::array& a, const char* name) {
   if (a.dtype().kind() != 'i' && a.dtype().kind() != 'u')
-    throw py::type_error(std::string(name) + " must be integer token ids (the model starts with an Embedding), got dtype " +
+    throw py::type_error(std::string(name) +
+                         " must be integer token ids (the model starts with an Embedding), got dtype " +
                          std::string(py::str(a.dtype())));
   return convert<std::int64_t>(a);
 }

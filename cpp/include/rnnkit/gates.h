@@ -37,12 +37,17 @@ struct StepForward {
   const S* w_hh = nullptr;   // (G·H, P)  for cells that multiply inside the step (the streaming step)
   const PackedMat<S>* w_rest = nullptr;  // W_hh[R:G·H]^T packed (pack_for_gemm), the rows past
                              //           Cell::rec_rows that such a cell multiplies (the driver)
-  const S* hprev = nullptr;  // (b, P)    h_{t-1}
+  const S* hprev = nullptr;  // (b, P)    h_{t-1}, rows hprev_row() apart
   S* c = nullptr;            // (b, H)    LSTM cell state: in c_{t-1}, out c_t
   S* cache = nullptr;        // (b, C)    what backward needs, C = Cell::cache_cols(spec); in eval
                              //           mode scratch the cell may use or leave alone
   bool training = false;     // fill the cache for backward
-  S* m = nullptr;            // (b, H)    out: the cell's output
+  S* m = nullptr;            // (b, H)    out: the cell's output, rows m_row() apart
+  // Where hprev's and m's rows are (hprev_row, m_row): row r at hprev_rows[r]·ld_hprev
+  // (nullptr: r·ld_hprev; ld 0: H), so h_{t-1} and h_t can be rows of the caller's output
+  const Index* hprev_rows = nullptr;
+  const Index* m_rows = nullptr;
+  Index ld_hprev = 0, ld_m = 0;
   S* work = nullptr;         // (b, H)    scratch
   bool summed = false;       // xg already holds every plain-sum gate's whole pre-activation, biases
                              // included (the streaming step's products): hg and the biases are not
@@ -57,6 +62,11 @@ struct StepForward {
   // The work estimate for a cell's parallel_for over rows: none where it must
   // stay on the calling thread.
   Index row_work(Index n) const { return realtime || team ? 0 : n; }
+  // Row r of hprev and of m, for a cell of hidden size H
+  const S* hprev_row(Index r, Index H) const {
+    return hprev + (hprev_rows ? hprev_rows[r] : r) * (ld_hprev ? ld_hprev : H);
+  }
+  S* m_row(Index r, Index H) const { return m + (m_rows ? m_rows[r] : r) * (ld_m ? ld_m : H); }
 };
 
 // f(V(), j) over the units [a.u0, a.u1) of one row, a SIMD packet at a time

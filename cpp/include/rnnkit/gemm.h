@@ -137,7 +137,8 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
     };
     for (; k + 1 < k1; k += 2, p += 2 * stride) {
       const P xk = ei::pset1<P>(x[k]), xn = ei::pset1<P>(x[k + 1]);
-      if constexpr (in(0)) a0 = ei::pmadd(xk, ei::ploadu<P>(p + at(0)), a0), e0 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(0)), e0);
+      if constexpr (in(0))
+        a0 = ei::pmadd(xk, ei::ploadu<P>(p + at(0)), a0), e0 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(0)), e0);
       if constexpr (NP > 1 && in(1))
         a1 = ei::pmadd(xk, ei::ploadu<P>(p + at(1)), a1), e1 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(1)), e1);
       if constexpr (NP > 2 && in(2))

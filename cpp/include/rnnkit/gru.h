@@ -42,7 +42,7 @@ struct GruCell {
     parallel_for(a.b, a.row_work(a.b * GH), [&](Index row) {
       const S* xg = a.xg + row * GH;
       const S* hg = a.hg + row * R;
-      const S* hp = a.hprev + row * H;
+      const S* hp = a.hprev_row(row, H);
       S* cache = a.cache + row * 4 * H;
       for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);
@@ -52,8 +52,9 @@ struct GruCell {
           if (a.b_hh) q = padd(q, load<V>(a.b_hh + 2 * H + j));
           const V n = tanh(padd(x_n(v, xg, j), pmul(r, q)));
           const V h = load<V>(hp + j);
-          store(a.m + row * H + j, pmadd(z, psub(h, n), n));  // (1-z)⊙n + z⊙h
-          if (a.training) store(cache + j, r), store(cache + H + j, z), store(cache + 2 * H + j, n), store(cache + 3 * H + j, q);
+          store(a.m_row(row, H) + j, pmadd(z, psub(h, n), n));  // (1-z)⊙n + z⊙h
+          if (a.training)
+            store(cache + j, r), store(cache + H + j, z), store(cache + 2 * H + j, n), store(cache + 3 * H + j, q);
         } else {
           store(cache + j, r), store(cache + H + j, z);
           store(cache + 3 * H + j, pmul(r, load<V>(hp + j)));
@@ -70,14 +71,14 @@ struct GruCell {
       packed_gemm(a.work, H, a.cache + 3 * H, 4 * H, a.b, *a.w_rest);
     parallel_for(a.b, a.row_work(a.b * H), [&](Index row) {
       const S* xg = a.xg + row * GH;
-      const S* hp = a.hprev + row * H;
+      const S* hp = a.hprev_row(row, H);
       S* cache = a.cache + row * 4 * H;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         V x = padd(x_n(v, xg, j), load<V>(a.work + row * H + j));
         if (a.b_hh) x = padd(x, load<V>(a.b_hh + 2 * H + j));
         const V n = tanh(x), z = load<V>(cache + H + j), h = load<V>(hp + j);
-        store(a.m + row * H + j, pmadd(z, psub(h, n), n));
+        store(a.m_row(row, H) + j, pmadd(z, psub(h, n), n));
         store(cache + 2 * H + j, n);
       });
     });

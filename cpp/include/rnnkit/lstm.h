@@ -29,7 +29,7 @@ struct LstmCell {
       const S* xg = a.xg + r * GH;
       const S* hg = a.hg + r * GH;
       S* c = a.c + r * H;
-      S* m = a.m + r * H;
+      S* m = a.m_row(r, H);
       S* cache = a.training ? a.cache + r * 5 * H : nullptr;
       for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);

@@ -27,7 +27,7 @@ struct RnnCell {
     parallel_for(a.b, a.row_work(a.b * H), [&](Index r) {
       const S* xg = a.xg + r * H;
       const S* hg = a.hg + r * H;
-      S* m = a.m + r * H;
+      S* m = a.m_row(r, H);
       S* cache = a.training ? a.cache + r * H : nullptr;
       for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);

@@ -440,11 +440,11 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
   mat(hbuf.data(), B, P) = cmat(h, B, P);
   mat(hbuf.data() + B * P, B, P) = cmat(h, B, P);
 
-  // The cell writes h_t straight into Y where Y's rows are h's (no projection,
-  // no scattered rows, nothing else between them) and the step before's rows
-  // hold every row this step reads (forward: rows leave as t grows; in reverse
-  // rows join, with h0). Else to hbuf, copied to Y: one more pass over h_t per step.
-  const bool into_y = !w_hr && !y_rows && ldy == P && !reverse;
+  // The cell writes h_t straight into Y's rows (through y_rows where given)
+  // where they are h's (no projection) and the step before's rows hold every
+  // row this step reads (forward: rows leave as t grows; in reverse rows join,
+  // with h0). Else to hbuf, copied to Y: one more pass over h_t per step.
+  const bool into_y = !w_hr && !reverse;
   const bool split = Cell::splits_by_unit(s) && !w_hr;
   const double step_work = double(B) * double(GH) * double(I + P);
   detail::run_time_loop(split, step_work, w_rec.chunks(), w_rec.width, H, P, [&](const detail::Share& my) {
@@ -467,12 +467,22 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
           detail::share_gemm(my, xg.data(), GH, X + lo * I, I, rows, w_in);
       }
       // h_{t-1} and where h_t goes: Y's rows of the step before and of this one
-      // where Y can hold the cell's output as it writes it (into_y), else the halves of hbuf
-      const S* hp = into_y && step > 0 ? Y + pk.offset[t - 1] * ldy : hbuf.data() + (step % 2) * B * P;
-      S* hn = into_y ? Y + o * ldy : hbuf.data() + (1 - step % 2) * B * P;
-      if (cache)  // keep h_{t-1} for backward (this thread's columns)
-        mat(cache->hprev.data() + o * P + u0, b, u1 - u0, P) = cmat(hp + u0, b, u1 - u0, P);
-      detail::share_gemm(my, hg.data(), R, hp, P, b, w_rec);
+      // where Y can hold the cell's output as it writes it (into_y), else the halves of hbuf;
+      // row r of h_{t-1} at hp + hp_rows[r]·ldp (hp_rows nullptr: r·ldp), of h_t likewise
+      const bool hp_in_y = into_y && step > 0;
+      const Index ldp = hp_in_y ? ldy : P, ldn = into_y ? ldy : P;
+      const Index* hp_rows = hp_in_y && y_rows ? y_rows + pk.offset[t - 1] : nullptr;
+      const Index* hn_rows = into_y && y_rows ? y_rows + o : nullptr;
+      const S* hp = hbuf.data() + (step % 2) * B * P;
+      if (hp_in_y) hp = y_rows ? Y : Y + pk.offset[t - 1] * ldy;
+      S* hn = hbuf.data() + (1 - step % 2) * B * P;
+      if (into_y) hn = y_rows ? Y : Y + o * ldy;
+      if (cache && hp_rows)  // keep h_{t-1} for backward (this thread's columns)
+        for (Index r = 0; r < b; ++r)
+          std::copy_n(hp + hp_rows[r] * ldp + u0, u1 - u0, cache->hprev.data() + (o + r) * P + u0);
+      else if (cache)
+        mat(cache->hprev.data() + o * P + u0, b, u1 - u0, P) = cmat(hp + u0, b, u1 - u0, ldp);
+      detail::share_gemm(my, hg.data(), R, hp, ldp, b, w_rec, hp_rows);
 
       StepForward<S> a;
       a.b = b;
@@ -483,10 +493,13 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       a.w_hh = w_hh;
       a.w_rest = &w_rest;
       a.hprev = hp;
+      a.hprev_rows = hp_rows;
+      a.ld_hprev = ldp;
       a.c = c;
       a.cache = cache ? cache->cache.data() + o * C : scratch.data();
       a.training = cache != nullptr;
       a.m = !w_hr ? hn : cache ? cache->m.data() + o * H : m.data();
+      if (!w_hr) a.m_rows = hn_rows, a.ld_m = ldn;
       a.work = work.data();
       a.u0 = u0;
       a.u1 = my.team ? u1 : -1;  // alone: all H units (u1 = P is the output's width)
@@ -494,7 +507,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       Cell::forward(s, a);
 
       if (w_hr) packed_gemm(hn, P, a.m, H, b, w_proj);
-      if (y_rows)
+      if (!into_y && y_rows)
         for (Index r = 0; r < b; ++r) std::copy_n(hn + r * P + u0, u1 - u0, Y + y_rows[o + r] * ldy + u0);
       else if (!into_y)
         mat(Y + o * ldy + u0, b, u1 - u0, ldy) = cmat(hn + u0, b, u1 - u0, P);
