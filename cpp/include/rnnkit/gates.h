@@ -48,6 +48,8 @@ struct StepForward {
   const Index* hprev_rows = nullptr;
   const Index* m_rows = nullptr;
   Index ld_hprev = 0, ld_m = 0;
+  S* m_next = nullptr;       // (b_next, H) out, training: rows r < b_next of m again, the driver's copy of
+  Index b_next = 0;          //           h_t kept for backward as the next step's h_{t-1} (m_keep)
   S* work = nullptr;         // (b, H)    scratch
   bool summed = false;       // xg already holds every plain-sum gate's whole pre-activation, biases
                              // included (the streaming step's products): hg and the biases are not
@@ -67,6 +69,8 @@ struct StepForward {
     return hprev + (hprev_rows ? hprev_rows[r] : r) * (ld_hprev ? ld_hprev : H);
   }
   S* m_row(Index r, Index H) const { return m + (m_rows ? m_rows[r] : r) * (ld_m ? ld_m : H); }
+  // Where row r of m goes again (m_next), or nullptr
+  S* m_keep(Index r, Index H) const { return m_next && r < b_next ? m_next + r * H : nullptr; }
 };
 
 // f(V(), j) over the units [a.u0, a.u1) of one row, a SIMD packet at a time

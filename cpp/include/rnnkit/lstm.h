@@ -30,6 +30,7 @@ struct LstmCell {
       const S* hg = a.hg + r * GH;
       S* c = a.c + r * H;
       S* m = a.m_row(r, H);
+      S* keep = a.m_keep(r, H);
       S* cache = a.training ? a.cache + r * 5 * H : nullptr;
       for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);
@@ -37,7 +38,9 @@ struct LstmCell {
                 g = tanh(gate_sum<V>(a, xg, hg, 2 * H + j)), o = sigmoid(gate_sum<V>(a, xg, hg, 3 * H + j));
         const V c_prev = load<V>(c + j), c_t = pmadd(f, c_prev, pmul(i, g));
         store(c + j, c_t);
-        store(m + j, pmul(o, tanh(c_t)));
+        const V h = pmul(o, tanh(c_t));
+        store(m + j, h);
+        if (keep) store(keep + j, h);
         if (cache) {
           store(cache + j, i), store(cache + H + j, f), store(cache + 2 * H + j, g), store(cache + 3 * H + j, o);
           store(cache + GH + j, c_prev);

@@ -28,12 +28,14 @@ struct RnnCell {
       const S* xg = a.xg + r * H;
       const S* hg = a.hg + r * H;
       S* m = a.m_row(r, H);
+      S* keep = a.m_keep(r, H);
       S* cache = a.training ? a.cache + r * H : nullptr;
       for_units<S>(a, H, [&](auto v, Index j) {
         using V = decltype(v);
         V x = gate_sum<V>(a, xg, hg, j);
         x = relu_act ? relu(x) : tanh(x);
         store(m + j, x);
+        if (keep) store(keep + j, x);
         if (cache) store(cache + j, x);
       });
     });

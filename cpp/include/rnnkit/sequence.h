@@ -477,11 +477,17 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       if (hp_in_y) hp = y_rows ? Y : Y + pk.offset[t - 1] * ldy;
       S* hn = hbuf.data() + (1 - step % 2) * B * P;
       if (into_y) hn = y_rows ? Y : Y + o * ldy;
-      if (cache && hp_rows)  // keep h_{t-1} for backward (this thread's columns)
-        for (Index r = 0; r < b; ++r)
+      // Keep h_{t-1} for backward (this thread's columns): the rows the cell
+      // of the step before kept there as it wrote them (m_next) are in place
+      // (forward: all; in reverse the rows that join at t hold h0, copied here).
+      const Index tp = reverse ? t + 1 : t - 1, tn = reverse ? t - 1 : t + 1;
+      const Index kept = cache && !w_hr && step > 0 ? std::min(b, pk.batch[tp]) : 0;
+      if (cache && hp_rows)
+        for (Index r = kept; r < b; ++r)
           std::copy_n(hp + hp_rows[r] * ldp + u0, u1 - u0, cache->hprev.data() + (o + r) * P + u0);
-      else if (cache)
-        mat(cache->hprev.data() + o * P + u0, b, u1 - u0, P) = cmat(hp + u0, b, u1 - u0, ldp);
+      else if (cache && kept < b)
+        mat(cache->hprev.data() + (o + kept) * P + u0, b - kept, u1 - u0, P) =
+            cmat(hp + kept * ldp + u0, b - kept, u1 - u0, ldp);
       detail::share_gemm(my, hg.data(), R, hp, ldp, b, w_rec, hp_rows);
 
       StepForward<S> a;
@@ -500,6 +506,10 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       a.training = cache != nullptr;
       a.m = !w_hr ? hn : cache ? cache->m.data() + o * H : m.data();
       if (!w_hr) a.m_rows = hn_rows, a.ld_m = ldn;
+      if (cache && !w_hr && step + 1 < T) {
+        a.m_next = cache->hprev.data() + pk.offset[tn] * P;
+        a.b_next = std::min(b, pk.batch[tn]);
+      }
       a.work = work.data();
       a.u0 = u0;
       a.u1 = my.team ? u1 : -1;  // alone: all H units (u1 = P is the output's width)
