@@ -169,11 +169,11 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
 }
 
 // packed_gemm's register tile: C[0:M, 0:2L) (only `valid` columns real) += or =
-// A[0:M, k0:k0+kc) · panel, row r of A's slice at a[r], the panel's kc rows at p.
-// Never inlined: inlined into a caller with more live values, GCC 12 keeps the
-// 2M sums on the stack and the tile runs 2.5x slower.
+// A[0:M, k0:k0+kc) · panel, row r of C's tile at c[r], of A's slice at a[r],
+// the panel's kc rows at p. Never inlined: inlined into a caller with more live
+// values, GCC 12 keeps the 2M sums on the stack and the tile runs 2.5x slower.
 template <int M, class S>
-RNNKIT_NOINLINE void tile_times(S* c, Index ldc, Index valid, const S* const* a, const S* p, Index kc, bool load_c) {
+RNNKIT_NOINLINE void tile_times(S* const* c, Index valid, const S* const* a, const S* p, Index kc, bool load_c) {
   namespace ei = Eigen::internal;
   using P = typename ei::packet_traits<S>::type;
   constexpr Index L = simd_width<S>();
@@ -184,9 +184,9 @@ RNNKIT_NOINLINE void tile_times(S* c, Index ldc, Index valid, const S* const* a,
     if (!load_c) {
       c0[r] = c1[r] = ei::pset1<P>(S(0));
     } else if (full) {
-      c0[r] = ei::ploadu<P>(c + r * ldc), c1[r] = ei::ploadu<P>(c + r * ldc + L);
+      c0[r] = ei::ploadu<P>(c[r]), c1[r] = ei::ploadu<P>(c[r] + L);
     } else {
-      for (Index j = 0; j < 2 * L; ++j) buf[r * 2 * L + j] = j < valid ? c[r * ldc + j] : S(0);
+      for (Index j = 0; j < 2 * L; ++j) buf[r * 2 * L + j] = j < valid ? c[r][j] : S(0);
       c0[r] = ei::pload<P>(buf + r * 2 * L), c1[r] = ei::pload<P>(buf + r * 2 * L + L);
     }
   }
@@ -200,20 +200,21 @@ RNNKIT_NOINLINE void tile_times(S* c, Index ldc, Index valid, const S* const* a,
   }
   for (int r = 0; r < M; ++r) {
     if (full) {
-      ei::pstoreu(c + r * ldc, c0[r]), ei::pstoreu(c + r * ldc + L, c1[r]);
+      ei::pstoreu(c[r], c0[r]), ei::pstoreu(c[r] + L, c1[r]);
     } else {
       ei::pstore(buf + r * 2 * L, c0[r]), ei::pstore(buf + r * 2 * L + L, c1[r]);
-      std::copy_n(buf + r * 2 * L, valid, c + r * ldc);
+      std::copy_n(buf + r * 2 * L, valid, c[r]);
     }
   }
 }
 
 // Panels [p0, p1) of C (m, ·) = A (m, K) · W, or += with accumulate. Row i of A
 // is at a + i·lda, or at a + a_rows[i]·lda where a_rows is given (A gathered
-// from a larger array as the tiles read it, never copied).
+// from a larger array as the tiles read it, never copied); row i of C likewise
+// (c_rows: C scattered into a larger array as the tiles write it).
 template <class S>
-void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, const Index* a_rows, Index m, const PackedMat<S>& w,
-                        Index p0, Index p1, bool accumulate) {
+void packed_gemm_panels(S* c, Index ldc, const Index* c_rows, const S* a, Index lda, const Index* a_rows, Index m,
+                        const PackedMat<S>& w, Index p0, Index p1, bool accumulate) {
   constexpr Index L = simd_width<S>(), NR = 2 * L, MR = 6;
   // K in blocks of equal size, at most KC: a panel's slice (kc·NR scalars, up
   // to 64 KiB) is read from L1-L2 by every row tile; rows in blocks whose slice
@@ -237,16 +238,19 @@ void packed_gemm_panels(S* c, Index ldc, const S* a, Index lda, const Index* a_r
         const Index valid = std::min(NR, w.block() - chunk * NR);
         for (Index t = 0; t < tiles; ++t) {
           const Index i = i0 + mc * t / tiles, rows = i0 + mc * (t + 1) / tiles - i;
-          S* ct = c + i * ldc + col;
+          S* ct[MR];
           const S* at[MR];
-          for (Index r = 0; r < rows; ++r) at[r] = a + (a_rows ? a_rows[i + r] : i + r) * lda + k0;
+          for (Index r = 0; r < rows; ++r) {
+            ct[r] = c + (c_rows ? c_rows[i + r] : i + r) * ldc + col;
+            at[r] = a + (a_rows ? a_rows[i + r] : i + r) * lda + k0;
+          }
           switch (rows) {
-            case 6: tile_times<6>(ct, ldc, valid, at, panel, kc, load_c); break;
-            case 5: tile_times<5>(ct, ldc, valid, at, panel, kc, load_c); break;
-            case 4: tile_times<4>(ct, ldc, valid, at, panel, kc, load_c); break;
-            case 3: tile_times<3>(ct, ldc, valid, at, panel, kc, load_c); break;
-            case 2: tile_times<2>(ct, ldc, valid, at, panel, kc, load_c); break;
-            default: tile_times<1>(ct, ldc, valid, at, panel, kc, load_c); break;
+            case 6: tile_times<6>(ct, valid, at, panel, kc, load_c); break;
+            case 5: tile_times<5>(ct, valid, at, panel, kc, load_c); break;
+            case 4: tile_times<4>(ct, valid, at, panel, kc, load_c); break;
+            case 3: tile_times<3>(ct, valid, at, panel, kc, load_c); break;
+            case 2: tile_times<2>(ct, valid, at, panel, kc, load_c); break;
+            default: tile_times<1>(ct, valid, at, panel, kc, load_c); break;
           }
         }
       }
@@ -328,7 +332,8 @@ constexpr double kParallelGemmWork = 1 << 20;
 constexpr double kBlasWork = 1 << 15;
 
 /// C (m, N) = A (m, K) · W, or C += A · W, with W packed by pack_for_gemm; A's
-/// rows lda apart (row i at a + a_rows[i]·lda where a_rows is given), C's ldc.
+/// rows lda apart (row i at a + a_rows[i]·lda where a_rows is given), C's ldc
+/// (row i at c + c_rows[i]·ldc where c_rows is given).
 /// A product worth a thread team is split along C's longer side: by W's panels
 /// where C is wide (a recurrent step, an input projection: each thread streams
 /// its own share of the weights and reads the few rows of A), by rows where it
@@ -342,13 +347,13 @@ constexpr double kBlasWork = 1 << 15;
 constexpr Index kSplitRows = 12;
 template <class S>
 void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, bool accumulate = false,
-                 const Index* a_rows = nullptr) {
+                 const Index* a_rows = nullptr, const Index* c_rows = nullptr) {
   const Index panels = w.chunks() * w.gates;
   const bool by_rows = m > w.N;
   const double work = double(m) * double(w.N) * double(w.K);
   const int nt = work >= kParallelGemmWork ? get_num_threads() : 1;
   if (nt <= 1 || m == 0) {
-    detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, 0, panels, accumulate);
+    detail::packed_gemm_panels(c, ldc, c_rows, a, lda, a_rows, m, w, 0, panels, accumulate);
     return;
   }
 #ifdef _OPENMP
@@ -360,12 +365,13 @@ void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMa
     const Index rg = std::max<Index>(1, std::min(k / pg, by_rows ? m : m / kSplitRows));
     if (id < pg * rg) {
       const Index p = id % pg, r = id / pg, r0 = m * r / rg, r1 = m * (r + 1) / rg;
-      detail::packed_gemm_panels(c + r0 * ldc, ldc, a_rows ? a : a + r0 * lda, lda, a_rows ? a_rows + r0 : nullptr,
-                                 r1 - r0, w, panels * p / pg, panels * (p + 1) / pg, accumulate);
+      detail::packed_gemm_panels(c_rows ? c : c + r0 * ldc, ldc, c_rows ? c_rows + r0 : nullptr,
+                                 a_rows ? a : a + r0 * lda, lda, a_rows ? a_rows + r0 : nullptr, r1 - r0, w,
+                                 panels * p / pg, panels * (p + 1) / pg, accumulate);
     }
   }
 #else
-  detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, 0, panels, accumulate);
+  detail::packed_gemm_panels(c, ldc, c_rows, a, lda, a_rows, m, w, 0, panels, accumulate);
 #endif
 }
 
@@ -374,7 +380,7 @@ void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMa
 template <class S>
 void packed_gemm_chunks(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, Index c0, Index c1,
                         bool accumulate = false, const Index* a_rows = nullptr) {
-  if (m > 0) detail::packed_gemm_panels(c, ldc, a, lda, a_rows, m, w, c0 * w.gates, c1 * w.gates, accumulate);
+  if (m > 0) detail::packed_gemm_panels(c, ldc, nullptr, a, lda, a_rows, m, w, c0 * w.gates, c1 * w.gates, accumulate);
 }
 
 namespace detail {

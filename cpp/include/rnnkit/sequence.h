@@ -42,11 +42,10 @@ struct DirCache {
   // none of the above; backward then runs in the same parts.
   std::vector<DirCache> parts;
   // A part's rows of the layer's input, where they are not a strided view of
-  // the whole batch's (its forward copies them, then reads them here), backward's
-  // dL/dX where it goes to scattered rows (a part's, or the caller's with
-  // lengths), and a part's own parameter gradients (detail::backward_in_parts).
-  // Kept, as the rest, for the next step: fresh arrays cost their pages' first touch.
-  Mat<S> x, dx;
+  // the whole batch's (its forward copies them, then reads them here), and a
+  // part's own parameter gradients (detail::backward_in_parts). Kept, as the
+  // rest, for the next step: fresh arrays cost their pages' first touch.
+  Mat<S> x;
   Vec<S> grads;
 };
 
@@ -661,23 +660,10 @@ void detail::direction_backward_into(const StackSpec& s, const S* params, const 
   if (w_hr) gemm(mat(grads + gp.w_hr, P, H), cmat(dH.data(), N, P).transpose(), cmat(cache.m.data(), N, H), true);
   // dX = dXG W_ih: W_ih fixed and A = dXG tall, packed_gemm's case (1.05-1.1x
   // faster than OpenBLAS's sgemm at hidden 128, the same at 512; 1.1x Eigen's).
-  // Written over dX or added to it; to rows through indices, by way of a buffer.
+  // Written over dX or added to it, through the row indices where given.
   if (!io.dx) return;
   const PackedMat<S> w_x = pack_for_gemm<S>(cmat(w_ih, GH, I));
-  if (!io.dx_rows) {
-    packed_gemm(io.dx, io.ldx, dxg, ldx, N, w_x, io.dx_add);
-    return;
-  }
-  cache.dx.resize(N, I);
-  packed_gemm(cache.dx.data(), I, dxg, ldx, N, w_x);
-  parallel_for(N, N * I / kMemoryBound, [&](Index r) {
-    S* to = io.dx + io.dx_rows[r] * io.ldx;
-    const S* from = cache.dx.data() + r * I;
-    if (io.dx_add)
-      arr(to, I) += carr(from, I);
-    else
-      std::copy_n(from, I, to);
-  });
+  packed_gemm(io.dx, io.ldx, dxg, ldx, N, w_x, io.dx_add, nullptr, io.dx_rows);
 }
 
 }  // namespace rnnkit
