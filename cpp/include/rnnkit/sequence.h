@@ -516,7 +516,7 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       Cell::forward(s, a);
 
       if (w_hr) packed_gemm(hn, P, a.m, H, b, w_proj);
-      if (!into_y && y_rows)
+      if (!into_y && y_rows)  // h_t from hbuf to Y
         for (Index r = 0; r < b; ++r) std::copy_n(hn + r * P + u0, u1 - u0, Y + y_rows[o + r] * ldy + u0);
       else if (!into_y)
         mat(Y + o * ldy + u0, b, u1 - u0, ldy) = cmat(hn + u0, b, u1 - u0, P);
