@@ -43,6 +43,7 @@ struct GruCell {
       const S* xg = a.xg + row * GH;
       const S* hg = a.hg + row * R;
       const S* hp = a.hprev_row(row, H);
+      S* m = a.m_row(row, H);
       S* keep = a.m_keep(row, H);
       S* cache = a.cache + row * 4 * H;
       for_units<S>(a, H, [&](auto v, Index j) {
@@ -53,7 +54,7 @@ struct GruCell {
           if (a.b_hh) q = padd(q, load<V>(a.b_hh + 2 * H + j));
           const V n = tanh(padd(x_n(v, xg, j), pmul(r, q)));
           const V h = load<V>(hp + j), ht = pmadd(z, psub(h, n), n);  // (1-z)⊙n + z⊙h
-          store(a.m_row(row, H) + j, ht);
+          store(m + j, ht);
           if (keep) store(keep + j, ht);
           if (a.training)
             store(cache + j, r), store(cache + H + j, z), store(cache + 2 * H + j, n), store(cache + 3 * H + j, q);
@@ -74,6 +75,7 @@ struct GruCell {
     parallel_for(a.b, a.row_work(a.b * H), [&](Index row) {
       const S* xg = a.xg + row * GH;
       const S* hp = a.hprev_row(row, H);
+      S* m = a.m_row(row, H);
       S* keep = a.m_keep(row, H);
       S* cache = a.cache + row * 4 * H;
       for_lanes<S>(H, [&](auto v, Index j) {
@@ -81,7 +83,7 @@ struct GruCell {
         V x = padd(x_n(v, xg, j), load<V>(a.work + row * H + j));
         if (a.b_hh) x = padd(x, load<V>(a.b_hh + 2 * H + j));
         const V n = tanh(x), z = load<V>(cache + H + j), h = load<V>(hp + j), ht = pmadd(z, psub(h, n), n);
-        store(a.m_row(row, H) + j, ht);
+        store(m + j, ht);
         if (keep) store(keep + j, ht);
         store(cache + 2 * H + j, n);
       });
