@@ -478,13 +478,12 @@ void direction_forward(const StackSpec& s, const S* params, const DirParams& dp,
       if (into_y) hn = y_rows ? Y : Y + o * ldy;
       // Keep h_{t-1} for backward (this thread's columns): the rows the cell
       // of the step before kept there as it wrote them (m_next) are in place
-      // (forward: all; in reverse the rows that join at t hold h0, copied here).
+      // (forward without projection: all, so h_{t-1} read through hp_rows never
+      // needs a copy; else h0's rows at step 0, the rows that join at t in
+      // reverse, and every row with a projection: copied here from hbuf).
       const Index tp = reverse ? t + 1 : t - 1, tn = reverse ? t - 1 : t + 1;
       const Index kept = cache && !w_hr && step > 0 ? std::min(b, pk.batch[tp]) : 0;
-      if (cache && hp_rows)
-        for (Index r = kept; r < b; ++r)
-          std::copy_n(hp + hp_rows[r] * ldp + u0, u1 - u0, cache->hprev.data() + (o + r) * P + u0);
-      else if (cache && kept < b)
+      if (cache && kept < b)
         mat(cache->hprev.data() + (o + kept) * P + u0, b - kept, u1 - u0, P) =
             cmat(hp + kept * ldp + u0, b - kept, u1 - u0, ldp);
       detail::share_gemm(my, hg.data(), R, hp, ldp, b, w_rec, hp_rows);
