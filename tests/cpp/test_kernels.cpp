@@ -1,8 +1,8 @@
-// The products on packed weights (gemm.h: packed_gemm, vec_mat) and the lane
-// arithmetic of the cells (activations.h: for_lanes), against plain loops in
-// long double: every tile size, partial panels, K past one cache block,
-// strided operands, accumulate, gate blocks computed in shares of chunks, float and
-// double, 1 and 2 threads.
+// The products on packed weights (gemm.h: packed_gemm, vec_mat), the weight
+// gradients' A^T·B (gemm_tn) and the lane arithmetic of the cells
+// (activations.h: for_lanes), against plain loops in long double: every tile
+// size, partial panels, K past one cache block, strided operands, accumulate,
+// gate blocks computed in shares of chunks, float and double, 1 and 2 threads.
 
 #include <algorithm>
 #include <cmath>
@@ -90,6 +90,40 @@ void check_packed_gemm(int threads) {
   rnnkit::set_num_threads(1);
 }
 
+// C (m, n) = [C +] A^T · B with A (K, m) and B (K, n) row-major, strided, as
+// the weight gradients call it; split by rows or by panels of columns on 2
+// threads (m >= n or not), B's last panel partial or not, K = 0.
+template <class S>
+void check_gemm_tn(int threads) {
+  rnnkit::set_num_threads(threads);
+  std::mt19937 rng(11);
+  int cases = 0;
+  for (Index m : {1, 5, 6, 7, 13, 64, 130})
+    for (Index n : {1, 7, 16, 31, 32, 33, 200, 300})
+      for (Index k : {0, 1, 17, 129, 300})  // 129: past one block of K (gemm_tn_rows: KC = 128)
+        for (bool accumulate : {false, true}) {
+          const double tol = (std::is_same_v<S, float> ? 2e-5 : 1e-13) * std::max(1.0, double(k) / 600);
+          const Index lda = m + 3, ldb = n + 1, ldc = n + 2;
+          auto a = random_vector<S>(std::size_t(std::max<Index>(k, 1) * lda), rng),
+               b = random_vector<S>(std::size_t(std::max<Index>(k, 1) * ldb), rng),
+               c = random_vector<S>(std::size_t(m * ldc), rng);
+          std::vector<S> at(std::size_t(m * std::max<Index>(k, 1)));  // A^T (m, k), for the plain product
+          for (Index i = 0; i < m; ++i)
+            for (Index p = 0; p < k; ++p) at[std::size_t(i * k + p)] = a[std::size_t(p * lda + i)];
+          const auto want = reference(c, ldc, at, k, b, ldb, m, k, n, accumulate);
+          rnnkit::gemm_tn(c.data(), ldc, a.data(), lda, b.data(), ldb, m, n, k, accumulate);
+          double worst = 0;
+          for (std::size_t i = 0; i < c.size(); ++i)
+            worst = std::max(worst, double(std::fabs(c[i] - want[i]) / (1 + std::fabs(want[i]))));
+          if (worst > tol)
+            std::printf("  m=%ld n=%ld k=%ld acc=%d: error %g\n", long(m), long(n), long(k), accumulate, worst);
+          CHECK(worst <= tol);
+          ++cases;
+        }
+  CHECK(cases == 7 * 8 * 5 * 2);
+  rnnkit::set_num_threads(1);
+}
+
 template <class S>
 void check_vec_mat() {
   std::mt19937 rng(8);
@@ -144,6 +178,9 @@ void check_lanes() {
 TEST(packed_gemm_float_one_thread) { check_packed_gemm<float>(1); }
 TEST(packed_gemm_float_two_threads) { check_packed_gemm<float>(2); }
 TEST(packed_gemm_double_two_threads) { check_packed_gemm<double>(2); }
+TEST(gemm_tn_float_one_thread) { check_gemm_tn<float>(1); }
+TEST(gemm_tn_float_two_threads) { check_gemm_tn<float>(2); }
+TEST(gemm_tn_double_two_threads) { check_gemm_tn<double>(2); }
 TEST(vec_mat_float) { check_vec_mat<float>(); }
 TEST(vec_mat_double) { check_vec_mat<double>(); }
 TEST(lanes_float) { check_lanes<float>(); }

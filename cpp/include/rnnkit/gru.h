@@ -147,8 +147,7 @@ struct GruCell {
                                S* db_hh) {
     if (s.reset_after) return;
     const Index H = s.hidden_size, GH = 3 * H;
-    auto dan = cmat(dxg + 2 * H, N, H, GH);                                 // (N, H) dL/da_n
-    gemm(mat(dw_hh + 2 * H * H, H, H), dan.transpose(), cmat(cache + 3 * H, N, H, 4 * H), true);
+    gemm_tn(dw_hh + 2 * H * H, H, dxg + 2 * H, GH, cache + 3 * H, 4 * H, H, H, N, true);  // dL/da_n^T · (r ⊙ h_{t-1})
     if (db_hh) arr(db_hh + 2 * H, H) += carr(db_x + 2 * H, H);
   }
 };

@@ -25,7 +25,7 @@ void linear_forward(S* y, const S* x, const S* w, const S* b, Index M, Index in,
 // dx = dy W (if dx); dW += dy^T x; db += Σ_rows dy
 template <class S>
 void linear_backward(S* dx, S* dw, S* db, const S* dy, const S* x, const S* w, Index M, Index in, Index out) {
-  gemm(mat(dw, out, in), cmat(dy, M, out).transpose(), cmat(x, M, in), true);
+  gemm_tn(dw, in, dy, out, x, in, out, in, M, true);
   if (db) add_column_sums(db, dy, M, out, out);
   if (dx) gemm(mat(dx, M, in), cmat(dy, M, out), cmat(w, out, in));
 }
