@@ -147,7 +147,8 @@ struct GruCell {
                                S* db_hh) {
     if (s.reset_after) return;
     const Index H = s.hidden_size, GH = 3 * H;
-    gemm_tn(dw_hh + 2 * H * H, H, dxg + 2 * H, GH, cache + 3 * H, 4 * H, H, H, N, true);  // dL/da_n^T · (r ⊙ h_{t-1})
+    // dW_hn += dL/da_n^T · (r ⊙ h_{t-1}), over all N rows
+    gemm_tn(dw_hh + 2 * H * H, H, dxg + 2 * H, GH, cache + 3 * H, 4 * H, H, H, N, true);
     if (db_hh) arr(db_hh + 2 * H, H) += carr(db_x + 2 * H, H);
   }
 };
