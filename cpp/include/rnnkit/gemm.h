@@ -526,8 +526,9 @@ void gemm(DC&& c, const DA& a, const DB& b, bool accumulate = false) {
 /// there is one. 1 thread, this project's Zen 4 (K = 6400, lowest of 40
 /// alternating runs): 0.86-0.94x OpenBLAS's time at n = 128 (m = 128-512),
 /// 0.97-1.04x at n = 256, but 1.03-1.2x at n = 512, where B's slice no longer
-/// stays in L2 beside A's; 0.72-0.88x Eigen's GEMM at every size. Split across threads like gemm(): by C's rows where
-/// it is taller than wide, else by panels of its columns. Allocates nothing.
+/// stays in L2 beside A's; 0.72-0.88x Eigen's GEMM at every size. Split across
+/// threads like gemm(): by C's rows where it is taller than wide, else by
+/// panels of its columns. Allocates nothing.
 constexpr Index kTnBlasCols = 256;
 template <class S>
 void gemm_tn(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, Index m, Index n, Index K,
