@@ -6,6 +6,8 @@ time steps one at a time, in float64, with PyTorch's conventions:
     RNN   h' = act(W_ih x + b_ih + W_hh h + b_hh)                 act = tanh | relu
     LSTM  i, f, g, o = σ, σ, tanh, σ (W_ih x + b_ih + W_hh h + b_hh)   rows i, f, g, o
           c' = f*c + i*g,  h' = o*tanh(c')  [ h' = W_hr (o*tanh(c')) with proj_size P > 0 ]
+          peepholes=True (ONNX's peephole LSTM; weight_peephole (3, H), rows p_i, p_f, p_o):
+          i = σ(... + p_i*c),  f = σ(... + p_f*c),  c' = f*c + i*g,  o = σ(... + p_o*c')
     GRU   r = σ(W_ir x + b_ir + W_hr h + b_hr),  z = σ(W_iz x + b_iz + W_hz h + b_hz)   rows r, z, n
           reset_after=True:  n = tanh(W_in x + b_in + r*(W_hn h + b_hn))
           reset_after=False: n = tanh(W_in x + b_in + W_hn (r*h) + b_hn)
@@ -44,9 +46,11 @@ class Spec:
     bidirectional: bool = False
     proj_size: int = 0  # LSTM only
     reset_after: bool = True  # GRU only
+    peepholes: bool = False  # LSTM only
 
     def __post_init__(self) -> None:
         assert self.mode in GATES, self.mode
+        assert not self.peepholes or self.mode == "LSTM", "peepholes are an LSTM option"
 
     @property
     def gates(self) -> int:
@@ -65,7 +69,8 @@ class Spec:
         return self.input_size if layer == 0 else self.num_directions * self.out_size
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
-        """PyTorch's parameter names and shapes, in PyTorch's order."""
+        """PyTorch's parameter names and shapes, in PyTorch's order (weight_peephole, which
+        torch does not have, last in each layer-direction)."""
         G, H = self.gates * self.hidden_size, self.hidden_size
         shapes: dict[str, tuple[int, ...]] = {}
         for layer in range(self.num_layers):
@@ -78,6 +83,8 @@ class Spec:
                     shapes["bias_hh" + sfx] = (G,)
                 if self.proj_size > 0:
                     shapes["weight_hr" + sfx] = (self.proj_size, H)
+                if self.peepholes:
+                    shapes["weight_peephole" + sfx] = (3, H)  # rows p_i, p_f, p_o
         return shapes
 
     def kwargs(self) -> dict:
@@ -93,6 +100,8 @@ class Spec:
             kw["nonlinearity"] = self.nonlinearity
         if self.mode == "LSTM":
             kw["proj_size"] = self.proj_size
+            if self.peepholes:  # only when set: the plain LSTM is built with PyTorch's own arguments
+                kw["peepholes"] = True
         if self.mode == "GRU":
             kw["reset_after"] = self.reset_after
         return kw
@@ -101,6 +110,8 @@ class Spec:
         name = self.mode
         if self.mode == "RNN":
             name += "-" + self.nonlinearity
+        if self.peepholes:
+            name += "-peep"
         if self.proj_size:
             name += f"-proj{self.proj_size}"
         if self.mode == "GRU" and not self.reset_after:
@@ -123,6 +134,8 @@ CELLS = {
     "rnn_relu": dict(mode="RNN", nonlinearity="relu"),
     "lstm": dict(mode="LSTM"),
     "lstm_proj": dict(mode="LSTM", proj_size=2),
+    "lstm_peephole": dict(mode="LSTM", peepholes=True),
+    "lstm_peephole_proj": dict(mode="LSTM", peepholes=True, proj_size=2),
     "gru": dict(mode="GRU", reset_after=True),
     "gru_v1": dict(mode="GRU", reset_after=False),
 }
@@ -154,7 +167,7 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 def cell_step(spec: Spec, p: dict, x_t: np.ndarray, h: np.ndarray, c: np.ndarray | None):
-    """One step for a (B, ·) batch. p holds w_ih, w_hh, b_ih, b_hh (and w_hr). Returns h', c'."""
+    """One step for a (B, ·) batch. p holds w_ih, w_hh, b_ih, b_hh (and w_hr, w_peep). Returns h', c'."""
     H = spec.hidden_size
     gi = x_t @ p["w_ih"].T + p["b_ih"]  # (B, G*H)
     if spec.mode == "RNN":
@@ -162,11 +175,18 @@ def cell_step(spec: Spec, p: dict, x_t: np.ndarray, h: np.ndarray, c: np.ndarray
         return (np.tanh(a) if spec.nonlinearity == "tanh" else np.maximum(a, 0.0)), None
     if spec.mode == "LSTM":
         a = gi + h @ p["w_hh"].T + p["b_hh"]
-        i = sigmoid(a[:, 0 * H : 1 * H])
-        f = sigmoid(a[:, 1 * H : 2 * H])
-        g = np.tanh(a[:, 2 * H : 3 * H])
-        o = sigmoid(a[:, 3 * H : 4 * H])
+        a_i, a_f, a_g, a_o = a[:, 0 * H : 1 * H], a[:, 1 * H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H : 4 * H]
+        if spec.peepholes:  # i and f see the old cell state
+            p_i, p_f, _ = p["w_peep"]
+            a_i = a_i + p_i * c
+            a_f = a_f + p_f * c
+        i = sigmoid(a_i)
+        f = sigmoid(a_f)
+        g = np.tanh(a_g)
         c_new = f * c + i * g
+        if spec.peepholes:  # o sees the new one
+            a_o = a_o + p["w_peep"][2] * c_new
+        o = sigmoid(a_o)
         h_new = o * np.tanh(c_new)
         if spec.proj_size > 0:
             h_new = h_new @ p["w_hr"].T
@@ -206,6 +226,8 @@ def layer_params(spec: Spec, params: dict, layer: int, d: int) -> dict:
     p["b_hh"] = get("bias_hh") if spec.bias else np.zeros(G)
     if spec.proj_size > 0:
         p["w_hr"] = get("weight_hr")
+    if spec.peepholes:
+        p["w_peep"] = get("weight_peephole")
     return p
 
 

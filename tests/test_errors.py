@@ -250,7 +250,7 @@ def test_bad_gradient_shapes(setup, which, rng, make_module, run_forward, run_ba
     check_bad_gradient(setup, which, rng, make_module, run_forward, run_backward)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "lstm_proj"])
+@pytest.mark.parametrize("cell", ["lstm", "lstm_proj", "lstm_peephole"])
 def test_bad_grad_c_n_shape(setup, rng, make_module, run_forward, run_backward):
     check_bad_gradient(setup, "grad_c_n", rng, make_module, run_forward, run_backward)
 

@@ -4,7 +4,7 @@ Loss: L = sum(out*Wo) + sum(h_n*Wh) [+ sum(c_n*Wc)] with fixed random Wo, Wh, Wc
 grad_out = Wo and grad_h_n = Wh (or (Wh, Wc)).  Every entry of grad_x, grad_h0, grad_c0 and
 of every parameter gradient is checked against (L(θ+ε) - L(θ-ε)) / 2ε, ε = 1e-6, for every
 cell variant and option (layers, bidirectional, batch_first, bias=False, lengths, unbatched,
-proj_size, reset_after=False, dropout with fixed masks).  Parameters are perturbed through
+proj_size, peepholes, reset_after=False, dropout with fixed masks).  Parameters are perturbed through
 the live views of m.parameters().
 """
 

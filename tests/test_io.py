@@ -40,6 +40,11 @@ MODELS = {
         rk.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True, batch_first=True, dropout=0.2, dtype=dt, seed=1),
         "seq_bf",
     ),
+    "lstm_peephole_proj_bi_L2": lambda rk, dt: (
+        rk.LSTM(3, 5, num_layers=2, proj_size=2, bidirectional=True, batch_first=True, peepholes=True, dtype=dt,
+                seed=1),
+        "seq_bf",
+    ),
     "gru_v1_nobias": lambda rk, dt: (rk.GRU(3, 4, reset_after=False, bias=False, dtype=dt, seed=1), "seq_tm"),
     "dropout": lambda rk, dt: (rk.Dropout(0.3, seed=1), "feat"),
     "laststep_bi_tm": lambda rk, dt: (rk.LastStep(batch_first=False, bidirectional=True), "seq_tm_wide"),

@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "numpy.h"
+#include "rnnkit/cells.h"
 #include "rnnkit/rnnkit.h"
 
 namespace rnnkit_py {
@@ -15,21 +16,13 @@ using rnnkit::StackSpec;
 
 namespace {
 
-CellType cell_from_name(const std::string& name) {
-  if (name == "RNN_TANH") return CellType::RNN_TANH;
-  if (name == "RNN_RELU") return CellType::RNN_RELU;
-  if (name == "LSTM") return CellType::LSTM;
-  if (name == "GRU") return CellType::GRU;
-  throw py::value_error("mode must be one of 'RNN_TANH', 'RNN_RELU', 'LSTM', 'GRU', got '" + name + "'");
-}
-
 template <class S>
 py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x, bool batch_first,
                   const std::optional<Array<S>>& h0, const std::optional<Array<S>>& c0,
                   const std::optional<IntArray>& lengths, const std::vector<Array<S>>& dropout, bool training,
                   const py::object& reuse) {
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size;
-  const bool lstm = s.cell == CellType::LSTM;
+  const bool lstm = s.decl().has_c;
   check_shape(params, {s.num_params()}, "params");
   if (x.ndim() != 3 || x.shape(2) != s.input_size)
     throw py::value_error("x has shape " + shape_str(shape_of(x)) + ", expected (T, B, " +
@@ -37,7 +30,7 @@ py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x,
   const Index T = batch_first ? x.shape(1) : x.shape(0), B = batch_first ? x.shape(0) : x.shape(1);
   if (h0) check_shape(*h0, {D * L, B, P}, "h0");
   if (c0) {
-    if (!lstm) throw py::value_error("c0 is only for LSTM");
+    if (!lstm) throw py::value_error("c0 is only for a cell with a cell state (LSTM)");
     check_shape(*c0, {D * L, B, H}, "c0");
   }
   if (lengths) check_shape(*lengths, {B}, "lengths");
@@ -95,7 +88,7 @@ py::tuple backward(const StackSpec& s, const Array<S>& params, Array<S>& grads, 
                    const std::optional<Array<S>>& grad_out, const std::optional<Array<S>>& grad_h_n,
                    const std::optional<Array<S>>& grad_c_n) {
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size;
-  const bool lstm = s.cell == CellType::LSTM;
+  const bool lstm = s.decl().has_c;
   check_shape(params, {s.num_params()}, "params");
   check_shape(grads, {s.num_params()}, "grads");
   const auto& pk = cache.pack;
@@ -104,7 +97,7 @@ py::tuple backward(const StackSpec& s, const Array<S>& params, Array<S>& grads, 
   if (grad_out) check_shape(*grad_out, {seq[0], seq[1], D * P}, "grad_out");
   if (grad_h_n) check_shape(*grad_h_n, {D * L, B, P}, "grad_h_n");
   if (grad_c_n) {
-    if (!lstm) throw py::value_error("grad_c_n is only for LSTM");
+    if (!lstm) throw py::value_error("grad_c_n is only for a cell with a cell state (LSTM)");
     check_shape(*grad_c_n, {D * L, B, H}, "grad_c_n");
   }
   auto grad_x = empty<S>({seq[0], seq[1], s.input_size});
@@ -146,9 +139,9 @@ void register_dtype(py::module_& m, const char* cache_name) {
 void register_stack(py::module_& m) {
   py::class_<StackSpec>(m, "StackSpec", "A recurrent stack's cell type, sizes and options.")
       .def(py::init([](const std::string& mode, Index input_size, Index hidden_size, Index num_layers, bool bias,
-                       bool bidirectional, Index proj_size, bool reset_after) {
+                       bool bidirectional, Index proj_size, bool reset_after, bool peepholes) {
              StackSpec s;
-             s.cell = cell_from_name(mode);
+             s.cell = rnnkit::cell_type(mode);
              s.input_size = input_size;
              s.hidden_size = hidden_size;
              s.num_layers = num_layers;
@@ -156,12 +149,13 @@ void register_stack(py::module_& m) {
              s.bidirectional = bidirectional;
              s.proj_size = proj_size;
              s.reset_after = reset_after;
+             s.peepholes = peepholes;
              s.validate();
              return s;
            }),
            py::arg("mode"), py::arg("input_size"), py::arg("hidden_size"), py::arg("num_layers") = 1,
            py::arg("bias") = true, py::arg("bidirectional") = false, py::arg("proj_size") = 0,
-           py::arg("reset_after") = true)
+           py::arg("reset_after") = true, py::arg("peepholes") = false)
       .def_property_readonly("num_params", &StackSpec::num_params)
       .def("param_layout", [](const StackSpec& s) {
         py::list out;

@@ -1,5 +1,5 @@
 // The recurrent driver instantiated for the GruCell, float and double.
-// One translation unit per cell, so the three build in parallel.
+// One translation unit per cell, so they build in parallel.
 
 #include "rnnkit/gru.h"
 #include "rnnkit/stack.h"

@@ -12,10 +12,8 @@
 #include <sstream>
 
 #include "json.h"
-#include "rnnkit/gru.h"
+#include "rnnkit/cells.h"
 #include "rnnkit/layers.h"
-#include "rnnkit/lstm.h"
-#include "rnnkit/rnn.h"
 #include "rnnkit/stack.h"
 #include "sha256.h"
 
@@ -68,6 +66,7 @@ struct Layer {
   struct StepWeights {
     std::vector<S, Eigen::aligned_allocator<S>> groups;  // the groups' panels, one after another
     Index lanes = 0;       // U: the lanes of the panels' registers; 0: `products` instead
+    bool apart = false;    // the groups' registers are r, z, n_x, n_h (GRU), else the gates' plain sums
     Index units = 0;       // units per group: U (RNN: 4U)
     StackSpec group_spec;  // the spec with hidden_size = units: one group as its cell sees it
     std::vector<StepProduct> products;  // GRU with reset_after=False
@@ -203,7 +202,8 @@ constexpr Index lanes_of = Eigen::internal::unpacket_traits<P>::size;
 template <class S>
 typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params, Index l) {
   const DirParams dp = s.dir_params(l, 0);
-  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = s.gates() * H, K = P + 1 + I;
+  const CellDecl d = s.decl();
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = d.gates * H, K = P + 1 + I;
   auto stacked = [&](Index r0, Index n, bool b_ih, bool b_hh) {  // Z's columns [r0, r0 + n)
     Mat<S> z(K, n);
     z.topRows(P) = cmat(params + dp.w_hh, GH, P).middleRows(r0, n).transpose();
@@ -215,8 +215,10 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
   };
   typename Layer<S>::StepWeights w;
   if (dp.w_hr >= 0) w.w_hr = packed_transpose(params + dp.w_hr, P, H);
-  const bool gru = s.cell == CellType::GRU, rnn = s.gates() == 1;
-  if (gru && !s.reset_after) {
+  // The layouts packed here: Plain blocks only, one (RNN) or four (LSTM); or
+  // three, the last one's sums Apart (GRU); or the products (a Gated block).
+  const bool gru = d.gates == 3 && d.sums[2] == GateSum::Apart, rnn = d.gates == 1;
+  if (d.rec_gates() < d.gates) {
     w.products.push_back({pack_for_vec_mat<S>(stacked(0, 2 * H, true, true)), 0, 0});
     // b_hn joins n_x (r does not scale it)
     w.products.push_back({pack_for_vec_mat<S>(stacked(2 * H, H, true, true).bottomRows(1 + I)), P, 2 * H});
@@ -239,6 +241,7 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
   for (Index v : widths)
     if (4 * U > (rnn ? 1 : 4) * H) U = v;
   w.lanes = U;
+  w.apart = gru;
   w.units = rnn ? 4 * U : U;
   w.group_spec = s;
   w.group_spec.hidden_size = w.units;
@@ -288,6 +291,7 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
       if (act == "relu") s.cell = CellType::RNN_RELU;
     }
     if (name == "LSTM") s.proj_size = r.integer("proj_size", 0, 0);
+    if (name == "LSTM") s.peepholes = r.boolean("peepholes", false);
     if (name == "GRU") s.reset_after = r.boolean("reset_after", true);
     r.finish();
     try {
@@ -313,6 +317,7 @@ Layer<S> read_layer(const Value& entry, Index index, const std::string& prefix, 
     if (!s.bias) sum << ", bias=False";
     if (s.bidirectional) sum << ", bidirectional=True";
     if (s.proj_size) sum << ", proj_size=" << s.proj_size;
+    if (s.peepholes) sum << ", peepholes=True";
     if (s.cell == CellType::RNN_RELU) sum << ", nonlinearity='relu'";
     if (s.cell == CellType::GRU && !s.reset_after) sum << ", reset_after=False";
     sum << ")";
@@ -519,6 +524,15 @@ void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, In
 
 namespace detail {
 
+// A streaming step's arguments to the cell (gates.h).
+template <class S>
+struct StepArgs {
+  CellWeights<S> w;
+  StepRange range;
+  StepIn<S> in;
+  StepOut<S> out;
+};
+
 // One layer-direction of a recurrent stack, stepping: its state (h, c) and the
 // scratch of one row's step, all sized once.
 template <class S>
@@ -527,7 +541,7 @@ struct StepBuffers {
   Mat<S> z;     // (1, P + 1 + I)  [h_{t-1}, 1, x_t] of the row being stepped
   Mat<S> g;     // (1, G·H; GRU with reset_after 4H): the products' sums (Layer::StepWeights)
   Mat<S> cache, m, work;  // (1, 4H), (1, H), (1, H): the cell's scratch; m: its output before W_hr
-  StepForward<S> args;    // the cell's arguments, pointing into the above (set by cell_step)
+  StepArgs<S> args;       // the cell's arguments, pointing into the above (stream() and cell_step)
 };
 
 template <class S>
@@ -550,50 +564,50 @@ namespace {
 // the products 1.2-1.35x faster (the L2 streams a step's weights at ~105 bytes/ns).
 template <class Cell, class Pk, class S>
 void group_steps(const typename Layer<S>::StepWeights& w, Index H, Index P, Index K, const S* z, S* c, S* m, S* g,
-                 StepForward<S>& a, bool backwards) {
+                 detail::StepArgs<S>& a, bool backwards) {
   constexpr Index U = lanes_of<Pk>;
-  constexpr bool gru = Cell::G == 3;  // no n_x in z's P h rows, no n_h in its x rows (Layer::StepWeights)
+  const bool gru = w.apart;  // no n_x in z's P h rows, no n_h in its x rows (Layer::StepWeights)
   const Index units = w.units, groups = (H + units - 1) / units;
   const Index size = (4 * K - (gru ? K - 1 : 0)) * U;  // a group's panel
-  a.xg = g;
-  a.hg = gru ? g + units : g;
+  a.in.xg = g;
+  a.in.hg = gru ? g + units : g;
+  const S* peep = a.w.peep;
   for (Index i = 0; i < groups; ++i) {
     const Index u = backwards ? groups - 1 - i : i, n0 = u * units;
     const S* panel = w.groups.data() + u * size;
-    if constexpr (gru)
+    if (gru)
       detail::panel_times<4, 2, 3, Pk>(g, 4 * U, z, panel, 4 * U, K, false, P, P + 1);
     else
       detail::panel_times<4, -1, -1, Pk>(g, 4 * U, z, panel, 4 * U, K, false);
-    a.hprev = z + n0;
-    a.c = c ? c + n0 : nullptr;
-    a.m = m + n0;
-    a.u1 = std::min(units, H - n0);
-    Cell::forward(w.group_spec, a);
+    a.in.hprev.base = z + n0;
+    a.out.c = c ? c + n0 : nullptr;
+    a.out.m.base = m + n0;
+    a.w.peep = peep ? peep + n0 : nullptr;  // the group's units of each row, ld_peep = H apart
+    a.range.u1 = std::min(units, H - n0);
+    Cell::forward(w.group_spec, a.w, a.range, a.in, a.out);
   }
+  a.w.peep = peep;
 }
 
 // One step of one sub-layer, row by row: z = [h_{t-1}, 1, x_t], then the groups
-// (group_steps), or for GRU with reset_after=False g = z · products and the
-// cell's own step on g, which holds r's and z's pre-activations whole (a.summed:
-// the cell adds no hg and no bias) and n_x at g[2H, 3H).
+// (group_steps), or for a cell with a Gated block (GRU with reset_after=False)
+// g = z · products and the cell's own step on g, which holds the Plain blocks'
+// pre-activations whole (in.summed: the cell adds no hg and no bias) and n_x at g[2H, 3H).
 template <class Cell, class S>
-void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const typename Layer<S>::StepWeights& w,
-               const S* x, detail::StepBuffers<S>& st, Index B, bool backwards) {
+void cell_step(const StackSpec& s, const DirParams& dp, const typename Layer<S>::StepWeights& w, const S* x,
+               detail::StepBuffers<S>& st, Index B, bool backwards) {
   const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, K = P + 1 + I;
+  const bool has_c = st.c.size() > 0;
   S* z = st.z.data();
   S* g = st.g.data();
-  StepForward<S>& a = st.args;  // kept, not built: zeroing a fresh one is a visible cost of a small step
-  a.b = 1;
-  a.summed = true;
-  a.w_hh = params + dp.w_hh;  // GRU with reset_after=False multiplies (r⊙h) W_hn^T itself
-  a.cache = st.cache.data();
-  a.work = st.work.data();
-  a.realtime = true;
+  detail::StepArgs<S>& a = st.args;  // kept, not built: zeroing fresh ones is a visible cost of a small step
+  a.out.cache = st.cache.data();
+  a.out.work = st.work.data();
   for (Index r = 0; r < B; ++r) {
     S* h = st.h.data() + r * P;
     std::copy_n(h, P, z);
     std::copy_n(x + r * I, I, z + P + 1);
-    S* c = Cell::has_c ? st.c.data() + r * H : nullptr;
+    S* c = has_c ? st.c.data() + r * H : nullptr;
     S* m = dp.w_hr >= 0 ? st.m.data() : h;  // h_{t-1} is in z: the cell may write h_t over it
     if (w.lanes == lanes_of<Packet0<S>>) {
       group_steps<Cell, Packet0<S>>(w, H, P, K, z, c, m, g, a, backwards);
@@ -602,13 +616,13 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const t
     } else if (w.lanes == lanes_of<Packet2<S>>) {
       group_steps<Cell, Packet2<S>>(w, H, P, K, z, c, m, g, a, backwards);
     } else {
-      a.xg = g, a.hg = g + H, a.hprev = z, a.c = c, a.m = m, a.u1 = -1;
+      a.in.xg = g, a.in.hg = g + H, a.in.hprev.base = z, a.out.c = c, a.out.m.base = m, a.range.u1 = -1;
       const Index np = Index(w.products.size());
       for (Index i = 0; i < np; ++i) {
         const auto& p = w.products[std::size_t(backwards ? np - 1 - i : i)];
         vec_mat(g + p.out, z + p.k0, p.w, false, backwards);
       }
-      Cell::forward(s, a);
+      Cell::forward(s, a.w, a.range, a.in, a.out);
     }
     if (dp.w_hr >= 0) vec_mat(h, st.m.data(), w.w_hr, false, backwards);
   }
@@ -617,16 +631,13 @@ void cell_step(const StackSpec& s, const S* params, const DirParams& dp, const t
 template <class S>
 void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S>>& subs, Index B, bool backwards) {
   const StackSpec& s = L.spec;
-  for (Index l = 0; l < s.num_layers; ++l) {
-    const DirParams dp = s.dir_params(l, 0);
-    switch (s.cell) {
-      case CellType::RNN_TANH:
-      case CellType::RNN_RELU: cell_step<RnnCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B, backwards); break;
-      case CellType::LSTM: cell_step<LstmCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B, backwards); break;
-      case CellType::GRU: cell_step<GruCell>(s, L.params.data(), dp, L.step[l], x, subs[l], B, backwards); break;
+  with_cell(s, [&](auto cell) {
+    using Cell = decltype(cell);
+    for (Index l = 0; l < s.num_layers; ++l) {
+      cell_step<Cell>(s, s.dir_params(l, 0), L.step[std::size_t(l)], x, subs[std::size_t(l)], B, backwards);
+      x = subs[std::size_t(l)].h.data();
     }
-    x = subs[l].h.data();
-  }
+  });
 }
 
 template <class S, class Id>
@@ -774,20 +785,31 @@ BasicStream<S> BasicModel<S>::stream(Index batch) const {
     if (L.kind == detail::Kind::MeanPool) st->sums[i] = Mat<S>::Zero(batch, L.in);
     if (L.kind != detail::Kind::Recurrent) continue;
     const StackSpec& s = L.spec;
-    const Index H = s.hidden_size, G = s.gates(), P = s.out_size();
+    const CellDecl d = s.decl();
+    const Index H = s.hidden_size, P = s.out_size();
     for (Index l = 0; l < s.num_layers; ++l) {
       detail::StepBuffers<S> b;
       b.h = Mat<S>::Zero(batch, P);
-      b.c = Mat<S>::Zero(s.cell == CellType::LSTM ? batch : 0, H);
+      b.c = Mat<S>::Zero(d.has_c ? batch : 0, H);
       b.z = Mat<S>::Zero(1, P + 1 + s.layer_input_size(l));
       b.z(0, P) = S(1);                   // meets the biases' row
       const auto& w = L.step[std::size_t(l)];
       Index g_cols = 4 * w.lanes;  // as wide as a group's panel or the products write
       for (const auto& p : w.products) g_cols = std::max(g_cols, p.out + p.w.N);
       b.g = Mat<S>::Zero(1, g_cols);
-      b.cache.resize(1, (G + 1) * H);    // >= every cell's cache_cols
+      b.cache.resize(1, d.cache * H);
       b.m.resize(1, H);
       b.work.resize(1, H);
+      const DirParams dp = s.dir_params(l, 0);
+      detail::StepArgs<S>& a = b.args;  // what stays the same from step to step
+      a.w = detail::cell_weights(s, L.params.data(), dp, static_cast<const PackedMat<S>*>(nullptr));
+      a.w.b_ih = a.w.b_hh = nullptr;  // in the products already (Layer::StepWeights)
+      a.range.b = 1;
+      a.range.own_thread = true;
+      a.in.summed = true;
+      a.in.hprev.ld = P;
+      a.out.m.ld = H;
+
       st->rec[i].push_back(std::move(b));
     }
   }

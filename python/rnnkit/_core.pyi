@@ -29,6 +29,7 @@ class StackSpec:
         bidirectional: bool = False,
         proj_size: int = 0,
         reset_after: bool = True,
+        peepholes: bool = False,
     ) -> None: ...
     @property
     def num_params(self) -> int: ...

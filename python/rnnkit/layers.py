@@ -37,6 +37,7 @@ class _RNNBase(Module):
         reset_after: bool,
         dtype: Any,
         seed: Optional[int],
+        peepholes: bool = False,
     ) -> None:
         self.input_size = check_int("input_size", input_size, 1)
         self.hidden_size = check_int("hidden_size", hidden_size, 1)
@@ -46,13 +47,14 @@ class _RNNBase(Module):
         self.bidirectional = check_bool("bidirectional", bidirectional)
         self.proj_size = check_int("proj_size", proj_size, 0)
         self.reset_after = check_bool("reset_after", reset_after)
+        self.peepholes = check_bool("peepholes", peepholes)
         self.dropout = check_probability("dropout", dropout)
         if self.proj_size and self.proj_size >= self.hidden_size:
             raise ValueError(f"proj_size must be smaller than hidden_size ({self.hidden_size}), got {self.proj_size}")
         check_dtype(dtype)
         self._spec = _core.StackSpec(
             self._mode, self.input_size, self.hidden_size, self.num_layers, self.bias,
-            self.bidirectional, self.proj_size, self.reset_after,
+            self.bidirectional, self.proj_size, self.reset_after, self.peepholes,
         )
         self._setup(dtype, seed)
         self._cache: Any = None  # what the last training forward kept for backward
@@ -64,7 +66,7 @@ class _RNNBase(Module):
         return [(name, tuple(shape)) for name, _, shape in self._spec.param_layout()]
 
     def _init_params(self, rng: np.random.Generator) -> None:
-        # PyTorch's initialisation: every weight and bias U(-1/sqrt(H), 1/sqrt(H)).
+        # PyTorch's initialisation: every weight and bias U(-1/sqrt(H), 1/sqrt(H)) (peephole weights too).
         k = 1.0 / math.sqrt(self.hidden_size)
         for name, shape in self._param_shapes():
             self._params[name][...] = rng.uniform(-k, k, size=shape)
@@ -270,7 +272,12 @@ class GRU(_RNNBase):
 
 
 class LSTM(_RNNBase):
-    """LSTM, gates i, f, g, o as PyTorch, with optional ``proj_size``.
+    """LSTM, gates i, f, g, o as PyTorch, with optional ``proj_size`` and ``peepholes``.
+
+    ``peepholes=True`` adds ONNX's peephole connections: ``p_i * c_{t-1}`` in the input gate,
+    ``p_f * c_{t-1}`` in the forget gate and ``p_o * c_t`` in the output gate, with one parameter
+    per layer and direction, ``weight_peephole_l{k}`` (and ``..._reverse``), shape (3, hidden_size),
+    rows p_i, p_f, p_o.
 
     ``out, (h_n, c_n) = lstm(x, hx=None, lengths=None)`` with ``hx = (h0, c0)``;
     ``grad_x, (grad_h0, grad_c0) = lstm.backward(grad_out, grad_h_n=None)`` where
@@ -282,10 +289,10 @@ class LSTM(_RNNBase):
     def __init__(
         self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
         batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-        dtype: Any = np.float32, seed: Optional[int] = None,
+        dtype: Any = np.float32, seed: Optional[int] = None, peepholes: bool = False,
     ) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         proj_size, True, dtype, seed)
+                         proj_size, True, dtype, seed, peepholes)
 
     def forward(
         self, x: Any, hx: Any = None, lengths: Any = None
@@ -312,5 +319,8 @@ class LSTM(_RNNBase):
         grad_x, grad_h0, grad_c0 = self._run_backward(grad_out, grad_h_n, grad_c_n)
         return grad_x, (grad_h0, grad_c0)
 
+    def _extra_repr(self) -> str:
+        return super()._extra_repr() + (", peepholes=True" if self.peepholes else "")
+
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "proj_size": self.proj_size}
+        return {**super().get_config(), "proj_size": self.proj_size, "peepholes": self.peepholes}

@@ -28,7 +28,7 @@ inline LayerDesc recurrent(const rnnkit::StackSpec& s) {
                     std::to_string(s.hidden_size) + ", \"num_layers\": " + std::to_string(s.num_layers) +
                     ", \"bias\": " + b(s.bias) + ", \"batch_first\": true, \"dropout\": 0.0, \"bidirectional\": " +
                     b(s.bidirectional) + ", \"dtype\": \"float32\"";
-  if (cls == "LSTM") cfg += ", \"proj_size\": " + std::to_string(s.proj_size);
+  if (cls == "LSTM") cfg += ", \"proj_size\": " + std::to_string(s.proj_size) + ", \"peepholes\": " + b(s.peepholes);
   if (cls == "GRU") cfg += ", \"reset_after\": " + b(s.reset_after);
   if (cls == "RNN") cfg += std::string(", \"nonlinearity\": ") + (s.cell == CellType::RNN_RELU ? "\"relu\"" : "\"tanh\"");
   LayerDesc d{cls, cfg, {}};

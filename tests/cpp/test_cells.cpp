@@ -46,11 +46,14 @@ V reference(const Problem& p) {
           case CellType::RNN_TANH: hn[j] = std::tanh(rows.xin(j, x) + rows.hin(j, h)); break;
           case CellType::RNN_RELU: hn[j] = std::max(0.0, rows.xin(j, x) + rows.hin(j, h)); break;
           case CellType::LSTM: {
-            const double i = sigm(rows.xin(j, x) + rows.hin(j, h));
-            const double f = sigm(rows.xin(H + j, x) + rows.hin(H + j, h));
+            // peepholes (ONNX): p_i, p_f see c_{t-1}, p_o sees c_t; rows of weight_peephole (3, H)
+            const double* pp = p.spec.peepholes ? p.params.data() + rows.d.peep : nullptr;
+            const double pi = pp ? pp[j] : 0, pf = pp ? pp[H + j] : 0, po = pp ? pp[2 * H + j] : 0;
+            const double i = sigm(rows.xin(j, x) + rows.hin(j, h) + pi * c[j]);
+            const double f = sigm(rows.xin(H + j, x) + rows.hin(H + j, h) + pf * c[j]);
             const double g = std::tanh(rows.xin(2 * H + j, x) + rows.hin(2 * H + j, h));
-            const double o = sigm(rows.xin(3 * H + j, x) + rows.hin(3 * H + j, h));
             c[j] = f * c[j] + i * g;  // c[j] is only read for unit j
+            const double o = sigm(rows.xin(3 * H + j, x) + rows.hin(3 * H + j, h) + po * c[j]);
             hn[j] = o * std::tanh(c[j]);
             break;
           }
@@ -78,9 +81,10 @@ V reference(const Problem& p) {
   return out;
 }
 
-void check_cell(CellType cell, bool reset_after = true) {
+void check_cell(CellType cell, bool reset_after = true, bool peepholes = false) {
   Problem p;
   p.spec.cell = cell;
+  p.spec.peepholes = peepholes;
   p.spec.input_size = 3;
   p.spec.hidden_size = 5;
   p.spec.reset_after = reset_after;
@@ -102,6 +106,7 @@ void check_cell(CellType cell, bool reset_after = true) {
 TEST(rnn_tanh_matches_equations) { check_cell(CellType::RNN_TANH); }
 TEST(rnn_relu_matches_equations) { check_cell(CellType::RNN_RELU); }
 TEST(lstm_matches_equations) { check_cell(CellType::LSTM); }
+TEST(lstm_peephole_matches_equations) { check_cell(CellType::LSTM, true, true); }
 TEST(gru_matches_equations) { check_cell(CellType::GRU); }
 TEST(gru_reset_before_matches_equations) { check_cell(CellType::GRU, false); }
 
@@ -150,6 +155,11 @@ TEST(bad_spec_throws) {
   s.proj_size = 4;  // must be < hidden_size
   CHECK_THROWS(s.validate());
   s.proj_size = 0;
+  s.cell = CellType::GRU;
+  s.peepholes = true;  // LSTM only
+  CHECK_THROWS(s.validate());
+  s.cell = CellType::LSTM;
+  s.validate();
   s.hidden_size = 0;
   CHECK_THROWS(s.validate());
 }

@@ -1,6 +1,6 @@
 // The driver's BPTT against central finite differences, in double: every
 // parameter, the input and the initial states, for every cell and option
-// (layers, directions, lengths, batch_first, proj_size, reset_after, no bias).
+// (layers, directions, lengths, batch_first, proj_size, reset_after, peepholes, no bias).
 // The options of a cell run one after another on one StackCache, as a training
 // loop reuses it: each forward refills the buffers the last backward left, at
 // another size (under the sanitizers, a buffer left too small shows).
@@ -71,7 +71,7 @@ Step training_step(const Problem& p, rnnkit::StackCache<double>& cache, const We
 rnnkit::StackCache<double> shared_cache;  // reused by every gradcheck, whatever its spec and sizes
 
 void gradcheck(CellType cell, Index layers, bool bidir, bool lengths, bool batch_first = false, Index proj = 0,
-               bool reset_after = true, bool bias = true) {
+               bool reset_after = true, bool bias = true, bool peepholes = false) {
   Problem p;
   p.spec.cell = cell;
   p.spec.input_size = 3;
@@ -81,6 +81,7 @@ void gradcheck(CellType cell, Index layers, bool bidir, bool lengths, bool batch
   p.spec.proj_size = proj;
   p.spec.reset_after = reset_after;
   p.spec.bias = bias;
+  p.spec.peepholes = peepholes;
   p.T = 4;
   p.B = 3;
   p.batch_first = batch_first;
@@ -122,6 +123,12 @@ TEST(lstm_proj_gradients) {
   gradcheck(CellType::LSTM, 1, false, false, false, 2);
   gradcheck(CellType::LSTM, 2, true, true, true, 3);
 }
+TEST(lstm_peephole_gradients) {
+  gradcheck(CellType::LSTM, 1, false, false, false, 0, true, true, true);
+  gradcheck(CellType::LSTM, 1, false, true, true, 0, true, true, true);
+  gradcheck(CellType::LSTM, 2, true, true, false, 2, true, true, true);
+  gradcheck(CellType::LSTM, 2, false, false, false, 0, true, false, true);
+}
 TEST(gru_gradients) { all_options(CellType::GRU); }
 TEST(gru_reset_before_gradients) {
   gradcheck(CellType::GRU, 1, false, false, false, 0, false);
@@ -146,10 +153,12 @@ double worst(const V& a, const V& b) {
   return a.size() == b.size() ? e : 1.0;
 }
 
-void parts_match_one_thread(CellType cell, bool lengths, Index proj = 0, bool batch_first = false) {
+void parts_match_one_thread(CellType cell, bool lengths, Index proj = 0, bool batch_first = false,
+                            bool peepholes = false) {
   Problem p;
   p.batch_first = batch_first;
   p.spec.cell = cell;
+  p.spec.peepholes = peepholes;
   p.spec.input_size = 16;
   p.spec.hidden_size = 32;
   p.spec.num_layers = 2;
@@ -197,6 +206,8 @@ TEST(training_in_parts_matches_one_thread) {
   parts_match_one_thread(CellType::LSTM, false, 8);
   parts_match_one_thread(CellType::GRU, true, 0, true);
   parts_match_one_thread(CellType::RNN_TANH, false, 0, true);
+  parts_match_one_thread(CellType::LSTM, true, 0, false, true);
+  parts_match_one_thread(CellType::LSTM, false, 0, false, true);
 }
 
 int main() { return check::run_all(); }

@@ -159,6 +159,12 @@ TEST(every_cell_and_option_streams_like_predict) {
   auto gru = spec(CellType::GRU, 3, 5, 2);
   gru.reset_after = false;
   specs.push_back(gru);
+  for (Index proj : {0, 2}) {  // LSTM with peepholes, with and without a projection
+    auto peep = spec(CellType::LSTM, 3, 6, 2);
+    peep.peepholes = true;
+    peep.proj_size = proj;
+    specs.push_back(peep);
+  }
   unsigned seed = 1;
   for (const auto& s : specs) {
     for (const char* head : {"", "MeanPool", "LastStep"}) {

@@ -110,6 +110,9 @@ TEST(no_heap_allocation_in_thousands_of_steps) {
   auto gru = spec(CellType::GRU, 4, 16, 2);
   gru.reset_after = false;
   models.push_back({embedding(10, 4), recurrent(gru), pool("LastStep"), linear(16, 2)});
+  auto peep = spec(CellType::LSTM, 3, 24, 2);
+  peep.peepholes = true;
+  models.push_back({recurrent(peep), linear(24, 2)});
   unsigned seed = 1;
   for (const auto& layers : models) {
     const rnnkit::Model m = random_model(layers, seed++).model();

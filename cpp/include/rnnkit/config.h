@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -50,5 +51,35 @@ inline void parallel_for(Index n, Index work, F&& body) {
 #endif
   for (Index i = 0; i < n; ++i) body(i);
 }
+
+// Runs f(id, k) on every thread of a team of nt threads, id in [0, k) and k
+// the team's size (OpenMP may give fewer than asked for), or f(0, 1) on the
+// calling thread where nt <= 1: the one way a product or a time loop splits
+// across threads. An exception thrown on a thread of the team is caught there
+// and rethrown on the calling thread once the team has finished, since one
+// that leaves an OpenMP region terminates the program.
+template <class F>
+inline void on_threads(int nt, F&& f) {
+#ifdef _OPENMP
+  if (nt > 1) {
+    std::exception_ptr error;
+#pragma omp parallel num_threads(nt)
+    {
+      try {
+        f(Index(omp_get_thread_num()), Index(omp_get_num_threads()));
+      } catch (...) {
+#pragma omp critical(rnnkit_on_threads)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+#endif
+  f(Index(0), Index(1));
+}
+
+// Part id of k of the range [0, n): [n·id/k, n·(id+1)/k).
+inline Index split_begin(Index n, Index id, Index k) { return n * id / k; }
 
 }  // namespace rnnkit

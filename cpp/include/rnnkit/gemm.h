@@ -6,10 +6,9 @@
 //   backward's dX = dXG·W_ih, the streaming step's products): the weights are
 //   packed once into panels (PackedMat) and multiplied by our own register-tiled
 //   kernels, packed_gemm for a matrix and vec_mat for one row. A general GEMM repacks the weights on
-//   every call, which on a recurrent step of batch 64 costs more than the tile
-//   arithmetic it feeds (1 thread, this project's Zen 4 with AVX-512: OpenBLAS
-//   79-97 GFLOP/s on the per-step shapes, 64-256 rows by hidden 128-512, where
-//   packed_gemm runs at 107-116).
+//   every call, which on a recurrent step of a small batch costs about as much as
+//   the tile arithmetic it feeds (benchmarks/bench.py's inference cases show the
+//   difference against the libraries that do).
 // - The weight gradients over all steps, dW = dG^T·X with K = every step's rows:
 //   gemm_tn, the same register tile reading dG's and X's rows where they lie (a
 //   general GEMM first copies both into packed panels, a pass over each); wide
@@ -78,11 +77,19 @@ void gemv_rows(DC&& c, const DA& a, const DB& b, bool accumulate = false) {
 // The panels start at the SIMD register's alignment (Eigen's aligned_allocator:
 // 64 bytes with AVX-512, 32 with AVX) and every panel row is a whole number of
 // registers, so no load of a panel straddles two cache lines. From the 16-byte
-// alignment of a plain std::vector, vec_mat ran 1.3-1.5x slower on an
-// L1-resident matrix (AVX-512 on Zen 4, where then every other load splits).
-template <class S>
+// alignment of a plain std::vector, every other AVX-512 load of an L1-resident
+// matrix splits across two lines, which costs vec_mat a third of its speed.
+//
+// The weights' element type W is the packing's own, apart from the activations'
+// type S that the kernels read and write: float32 and float64 weights are read
+// as they are (W = S); a reduced-precision W (int8 with a scale per column,
+// bfloat16) is a packing of its own and an inner kernel that widens a panel's
+// row into S's registers (load_weights below), under the same drivers.
+template <class W>
 struct PackedMat {
-  std::vector<S, Eigen::aligned_allocator<S>> data;
+  using Weight = W;
+  std::vector<W, Eigen::aligned_allocator<W>> data;
+  std::vector<float> scale;  // (N) per output column, for integer weights; empty: none (W = S)
   Index K = 0, N = 0, width = 0, gates = 1;
   Index block() const { return N / gates; }                          // columns per gate
   Index chunks() const { return (block() + width - 1) / width; }     // panels per gate
@@ -99,6 +106,14 @@ constexpr Index simd_width() {
   return Eigen::internal::packet_traits<S>::size;
 }
 
+// A packet of weights from a panel row (P's lanes of them), as the kernels'
+// activations type S: the weights as they are where their type is S. A
+// reduced-precision weight type brings its own overload, which widens them.
+template <class P, class S>
+inline P load_weights(const S* p) {
+  return Eigen::internal::ploadu<P>(p);
+}
+
 // One panel's first NP registers' width: y[0, NP·L) (only `valid` of them are
 // real columns), L = P's lanes (S's widest SIMD packet, or a narrower one); the
 // panel's rows are `ps` scalars apart.
@@ -108,8 +123,8 @@ constexpr Index simd_width() {
 // the other registers in order). The streaming step's GRU groups (model.cpp)
 // hold no zero blocks that way: the candidate's input part takes no h rows, its
 // recurrent part no x rows.
-template <int NP, int Head, int Tail, class P, class S>
-inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Index K, bool accumulate,
+template <int NP, int Head, int Tail, class P, class S, class W>
+inline void panel_times(S* y, Index valid, const S* x, const W* p, Index ps, Index K, bool accumulate,
                         Index k_head = 0, Index k_tail = 0) {
   namespace ei = Eigen::internal;
   static_assert(std::is_same_v<typename ei::unpacket_traits<P>::type, S>, "P must be a packet of S");
@@ -141,20 +156,20 @@ inline void panel_times(S* y, Index valid, const S* x, const S* p, Index ps, Ind
     for (; k + 1 < k1; k += 2, p += 2 * stride) {
       const P xk = ei::pset1<P>(x[k]), xn = ei::pset1<P>(x[k + 1]);
       if constexpr (in(0))
-        a0 = ei::pmadd(xk, ei::ploadu<P>(p + at(0)), a0), e0 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(0)), e0);
+        a0 = ei::pmadd(xk, load_weights<P>(p + at(0)), a0), e0 = ei::pmadd(xn, load_weights<P>(p + stride + at(0)), e0);
       if constexpr (NP > 1 && in(1))
-        a1 = ei::pmadd(xk, ei::ploadu<P>(p + at(1)), a1), e1 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(1)), e1);
+        a1 = ei::pmadd(xk, load_weights<P>(p + at(1)), a1), e1 = ei::pmadd(xn, load_weights<P>(p + stride + at(1)), e1);
       if constexpr (NP > 2 && in(2))
-        a2 = ei::pmadd(xk, ei::ploadu<P>(p + at(2)), a2), e2 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(2)), e2);
+        a2 = ei::pmadd(xk, load_weights<P>(p + at(2)), a2), e2 = ei::pmadd(xn, load_weights<P>(p + stride + at(2)), e2);
       if constexpr (NP > 3 && in(3))
-        a3 = ei::pmadd(xk, ei::ploadu<P>(p + at(3)), a3), e3 = ei::pmadd(xn, ei::ploadu<P>(p + stride + at(3)), e3);
+        a3 = ei::pmadd(xk, load_weights<P>(p + at(3)), a3), e3 = ei::pmadd(xn, load_weights<P>(p + stride + at(3)), e3);
     }
     if (k < k1) {
       const P xk = ei::pset1<P>(x[k]);
-      if constexpr (in(0)) a0 = ei::pmadd(xk, ei::ploadu<P>(p + at(0)), a0);
-      if constexpr (NP > 1 && in(1)) a1 = ei::pmadd(xk, ei::ploadu<P>(p + at(1)), a1);
-      if constexpr (NP > 2 && in(2)) a2 = ei::pmadd(xk, ei::ploadu<P>(p + at(2)), a2);
-      if constexpr (NP > 3 && in(3)) a3 = ei::pmadd(xk, ei::ploadu<P>(p + at(3)), a3);
+      if constexpr (in(0)) a0 = ei::pmadd(xk, load_weights<P>(p + at(0)), a0);
+      if constexpr (NP > 1 && in(1)) a1 = ei::pmadd(xk, load_weights<P>(p + at(1)), a1);
+      if constexpr (NP > 2 && in(2)) a2 = ei::pmadd(xk, load_weights<P>(p + at(2)), a2);
+      if constexpr (NP > 3 && in(3)) a3 = ei::pmadd(xk, load_weights<P>(p + at(3)), a3);
       p += stride;
     }
   };
@@ -192,8 +207,8 @@ struct TileCols {
 // through `a` (TileRows, TileCols), B's kc rows of 2L scalars at p, ps apart
 // (2L in a packed panel). Never inlined: inlined into a caller with more live
 // values, GCC 12 keeps the 2M sums on the stack and the tile runs 2.5x slower.
-template <int M, class S, class A>
-RNNKIT_NOINLINE void tile_times(S* const* c, Index valid, A a, const S* p, Index ps, Index kc, bool load_c) {
+template <int M, class S, class A, class W>
+RNNKIT_NOINLINE void tile_times(S* const* c, Index valid, A a, const W* p, Index ps, Index kc, bool load_c) {
   namespace ei = Eigen::internal;
   using P = typename ei::packet_traits<S>::type;
   constexpr Index L = simd_width<S>();
@@ -211,7 +226,7 @@ RNNKIT_NOINLINE void tile_times(S* const* c, Index valid, A a, const S* p, Index
     }
   }
   for (Index k = 0; k < kc; ++k, p += ps) {
-    const P b0 = ei::ploadu<P>(p), b1 = ei::ploadu<P>(p + L);
+    const P b0 = load_weights<P>(p), b1 = load_weights<P>(p + L);
     for (int r = 0; r < M; ++r) {
       const P ar = ei::pset1<P>(a(r, k));
       c0[r] = ei::pmadd(ar, b0, c0[r]);
@@ -229,8 +244,8 @@ RNNKIT_NOINLINE void tile_times(S* const* c, Index valid, A a, const S* p, Index
 }
 
 // A tile of 1 to 6 rows (tile_times).
-template <class S, class A>
-inline void tile(Index rows, S* const* c, Index valid, A a, const S* p, Index ps, Index kc, bool load_c) {
+template <class S, class A, class W>
+inline void tile(Index rows, S* const* c, Index valid, A a, const W* p, Index ps, Index kc, bool load_c) {
   switch (rows) {
     case 6: tile_times<6>(c, valid, a, p, ps, kc, load_c); break;
     case 5: tile_times<5>(c, valid, a, p, ps, kc, load_c); break;
@@ -245,16 +260,16 @@ inline void tile(Index rows, S* const* c, Index valid, A a, const S* p, Index ps
 // is at a + i·lda, or at a + a_rows[i]·lda where a_rows is given (A gathered
 // from a larger array as the tiles read it, never copied); row i of C likewise
 // (c_rows: C scattered into a larger array as the tiles write it).
-template <class S>
+template <class S, class W>
 void packed_gemm_panels(S* c, Index ldc, const Index* c_rows, const S* a, Index lda, const Index* a_rows, Index m,
-                        const PackedMat<S>& w, Index p0, Index p1, bool accumulate) {
+                        const PackedMat<W>& w, Index p0, Index p1, bool accumulate) {
   constexpr Index L = simd_width<S>(), NR = 2 * L, MR = 6;
   // K in blocks of equal size, at most KC: a panel's slice (kc·NR scalars, up
   // to 64 KiB) is read from L1-L2 by every row tile; rows in blocks whose slice
   // of A (mc·kc, 256 KiB) stays in L2 while every panel reads it. Every block of
-  // K past the first loads and stores C once more: at K = 512 (hidden 512's
-  // products, and backward's G·H-deep ones), slices of 64 KiB made the forward
-  // 2-5% faster than 32 KiB ones; 16 KiB ones were 5-8% slower still.
+  // K past the first loads and stores C once more, so the slices are as large
+  // as L2 allows: at K = 512 (hidden 512, and backward's G·H-deep products)
+  // smaller ones were measurably slower (benchmarks/bench.py, hidden 512).
   constexpr Index KC = std::max<Index>(64, 65536 / Index(NR * sizeof(S)));
   const Index kblocks = (w.K + KC - 1) / KC;
   for (Index kb = 0; kb < kblocks; ++kb) {
@@ -266,7 +281,7 @@ void packed_gemm_panels(S* c, Index ldc, const Index* c_rows, const S* a, Index 
       // rows in tiles of 5 or 6 where there are enough (a tile of fewer keeps too few sums in flight)
       const Index tiles = (mc + MR - 1) / MR;
       for (Index j = p0; j < p1; ++j) {
-        const S* panel = w.data.data() + j * NR * w.K + k0 * NR;
+        const W* panel = w.data.data() + j * NR * w.K + k0 * NR;
         const Index chunk = j / w.gates, col = j % w.gates * w.block() + chunk * NR;
         const Index valid = std::min(NR, w.block() - chunk * NR);
         for (Index t = 0; t < tiles; ++t) {
@@ -325,15 +340,15 @@ void gemm_tn_rows(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb,
 /// to a multiple of `last_unit` columns (width: every panel the same size, as
 /// packed_gemm indexes them; the SIMD width: no full panel of padding behind a
 /// narrow matrix such as a one-output head, as vec_mat reads them).
-template <class S, class D>
-PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width, Index last_unit, Index gates = 1) {
-  PackedMat<S> m;
+template <class W, class D>
+PackedMat<W> pack_panels(const Eigen::MatrixBase<D>& w, Index width, Index last_unit, Index gates = 1) {
+  PackedMat<W> m;
   m.K = w.rows(), m.N = w.cols(), m.width = width, m.gates = gates;
   const Index block = m.block(), chunks = m.chunks();
   if (chunks == 0) return m;
   const Index last = (block - (chunks - 1) * width + last_unit - 1) / last_unit * last_unit;  // last chunk's width
-  m.data.assign(std::size_t(((chunks - 1) * width + last) * gates * m.K), S(0));
-  S* out = m.data.data();
+  m.data.assign(std::size_t(((chunks - 1) * width + last) * gates * m.K), W(0));
+  W* out = m.data.data();
   for (Index ch = 0; ch < chunks; ++ch)
     for (Index g = 0; g < gates; ++g) {
       const Index n0 = g * block + ch * width, valid = std::min(width, block - ch * width);
@@ -345,15 +360,15 @@ PackedMat<S> pack_panels(const Eigen::MatrixBase<D>& w, Index width, Index last_
 }
 
 /// Pack w (K, N) for vec_mat.
-template <class S, class D>
-PackedMat<S> pack_for_vec_mat(const Eigen::MatrixBase<D>& w) {
-  return pack_panels<S>(w, 4 * detail::simd_width<S>(), detail::simd_width<S>());
+template <class W, class D>
+PackedMat<W> pack_for_vec_mat(const Eigen::MatrixBase<D>& w) {
+  return pack_panels<W>(w, 4 * detail::simd_width<W>(), detail::simd_width<W>());
 }
 
 /// Pack w (K, N) for packed_gemm, its columns in `gates` blocks (PackedMat).
-template <class S, class D>
-PackedMat<S> pack_for_gemm(const Eigen::MatrixBase<D>& w, Index gates = 1) {
-  return pack_panels<S>(w, 2 * detail::simd_width<S>(), 2 * detail::simd_width<S>(), gates);
+template <class W, class D>
+PackedMat<W> pack_for_gemm(const Eigen::MatrixBase<D>& w, Index gates = 1) {
+  return pack_panels<W>(w, 2 * detail::simd_width<W>(), 2 * detail::simd_width<W>(), gates);
 }
 
 /// y (N) = x (K) · W, or y += x · W, with W packed by pack_for_vec_mat (one block).
@@ -362,15 +377,15 @@ PackedMat<S> pack_for_gemm(const Eigen::MatrixBase<D>& w, Index gates = 1) {
 /// W over and over, with W larger than L1 (the streaming step at hidden 64 and
 /// up), alternates the direction: each call then starts on the panels the call
 /// before ended on, which are still in L1, instead of on the ones longest gone.
-template <class S>
-void vec_mat(S* y, const S* x, const PackedMat<S>& w, bool accumulate = false, bool backwards = false) {
+template <class S, class W>
+void vec_mat(S* y, const S* x, const PackedMat<W>& w, bool accumulate = false, bool backwards = false) {
   using P = typename Eigen::internal::packet_traits<S>::type;
-  constexpr Index L = detail::simd_width<S>(), W = 4 * L;
-  const Index panels = (w.N + W - 1) / W;
+  constexpr Index L = detail::simd_width<S>(), NW = 4 * L;
+  const Index panels = (w.N + NW - 1) / NW;
   for (Index i = 0; i < panels; ++i) {
-    const Index j = backwards ? panels - 1 - i : i, n0 = j * W;  // every panel but the last is W wide
-    const Index valid = std::min(W, w.N - n0), np = (valid + L - 1) / L;
-    const S* p = w.data.data() + n0 * w.K;
+    const Index j = backwards ? panels - 1 - i : i, n0 = j * NW;  // every panel but the last is NW wide
+    const Index valid = std::min(NW, w.N - n0), np = (valid + L - 1) / L;
+    const W* p = w.data.data() + n0 * w.K;
     switch (np) {
       case 4: detail::panel_times<4, -1, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
       case 3: detail::panel_times<3, -1, -1, P>(y + n0, valid, x, p, np * L, w.K, accumulate); break;
@@ -400,44 +415,34 @@ constexpr double kBlasWork = 1 << 15;
 /// large A, instead of all of it); where C has fewer panels than there are
 /// threads, its rows are split too, in groups of at least kSplitRows. Every
 /// thread of the team is asked for, with work or not: a team of another size
-/// than the one before makes libgomp re-dock its threads, and a time loop that
-/// alternated teams of 8 (a backward product of 8 panels) and 16 (the cell's
-/// rows) ran backward 2x slower on 16 threads than on 8 (16-core Xeon). Allocates nothing.
+/// than the one before makes libgomp move its threads, and a time loop that
+/// alternates teams of two sizes (a backward product of few panels, the cell's
+/// rows) then spends more time forming teams than computing. Allocates nothing.
 constexpr Index kSplitRows = 12;
-template <class S>
-void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, bool accumulate = false,
+template <class S, class W>
+void packed_gemm(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<W>& w, bool accumulate = false,
                  const Index* a_rows = nullptr, const Index* c_rows = nullptr) {
   const Index panels = w.chunks() * w.gates;
+  if (panels == 0) return;
   const bool by_rows = m > w.N;
   const double work = double(m) * double(w.N) * double(w.K);
-  const int nt = work >= kParallelGemmWork ? get_num_threads() : 1;
-  if (nt <= 1 || m == 0) {
-    detail::packed_gemm_panels(c, ldc, c_rows, a, lda, a_rows, m, w, 0, panels, accumulate);
-    return;
-  }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-  {
-    const Index id = omp_get_thread_num(), k = omp_get_num_threads();
+  const int nt = work >= kParallelGemmWork && m > 0 ? get_num_threads() : 1;
+  on_threads(nt, [&](Index id, Index k) {
     // a grid of pg panel groups by rg row groups (by_rows: one panel group)
     const Index pg = by_rows ? 1 : std::min(k, panels);
     const Index rg = std::max<Index>(1, std::min(k / pg, by_rows ? m : m / kSplitRows));
-    if (id < pg * rg) {
-      const Index p = id % pg, r = id / pg, r0 = m * r / rg, r1 = m * (r + 1) / rg;
-      detail::packed_gemm_panels(c_rows ? c : c + r0 * ldc, ldc, c_rows ? c_rows + r0 : nullptr,
-                                 a_rows ? a : a + r0 * lda, lda, a_rows ? a_rows + r0 : nullptr, r1 - r0, w,
-                                 panels * p / pg, panels * (p + 1) / pg, accumulate);
-    }
-  }
-#else
-  detail::packed_gemm_panels(c, ldc, c_rows, a, lda, a_rows, m, w, 0, panels, accumulate);
-#endif
+    if (id >= pg * rg) return;
+    const Index p = id % pg, r = id / pg, r0 = split_begin(m, r, rg), r1 = split_begin(m, r + 1, rg);
+    detail::packed_gemm_panels(c_rows ? c : c + r0 * ldc, ldc, c_rows ? c_rows + r0 : nullptr,
+                               a_rows ? a : a + r0 * lda, lda, a_rows ? a_rows + r0 : nullptr, r1 - r0, w,
+                               split_begin(panels, p, pg), split_begin(panels, p + 1, pg), accumulate);
+  });
 }
 
 /// The columns of chunks [c0, c1) of every gate block of C = A · W (or +=), on
 /// the calling thread: one team thread's share of a product (sequence.h).
-template <class S>
-void packed_gemm_chunks(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<S>& w, Index c0, Index c1,
+template <class S, class W>
+void packed_gemm_chunks(S* c, Index ldc, const S* a, Index lda, Index m, const PackedMat<W>& w, Index c0, Index c1,
                         bool accumulate = false, const Index* a_rows = nullptr) {
   if (m > 0) detail::packed_gemm_panels(c, ldc, nullptr, a, lda, a_rows, m, w, c0 * w.gates, c1 * w.gates, accumulate);
 }
@@ -493,40 +498,32 @@ void gemm(DC&& c, const DA& a, const DB& b, bool accumulate = false) {
   };
   const Index m = c.rows(), n = c.cols();
   const double work = double(m) * double(n) * double(a.cols());
-  const int nt = work >= kParallelGemmWork ? get_num_threads() : 1;
-  if (nt <= 1 || m * n == 0) {
+  const int nt = work >= kParallelGemmWork && m * n > 0 ? get_num_threads() : 1;
+  if (nt <= 1) {
     run(c, a, b);
     return;
   }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-  {
-    const int id = omp_get_thread_num(), k = omp_get_num_threads();
+  on_threads(nt, [&](Index id, Index k) {
     const bool by_rows = m >= n;
     const Index len = by_rows ? m : n;
     // blocks of a multiple of 16, so every thread's slice stays SIMD-aligned
     const Index chunk = ((len + k - 1) / k + 15) / 16 * 16;
     const Index lo = std::min(len, id * chunk), hi = std::min(len, lo + chunk);
-    if (hi > lo) {
-      if (by_rows)
-        run(c.middleRows(lo, hi - lo), a.middleRows(lo, hi - lo), b);
-      else
-        run(c.middleCols(lo, hi - lo), a, b.middleCols(lo, hi - lo));
-    }
-  }
-#else
-  run(c, a, b);
-#endif
+    if (hi <= lo) return;
+    if (by_rows)
+      run(c.middleRows(lo, hi - lo), a.middleRows(lo, hi - lo), b);
+    else
+      run(c.middleCols(lo, hi - lo), a, b.middleCols(lo, hi - lo));
+  });
 }
 
 /// C (m, n) = A^T · B, or C += A^T · B, with A (K, m) and B (K, n) row-major,
 /// their rows lda and ldb apart: a weight gradient over all steps (dW = dG^T·X,
 /// K = every step's rows). Our kernel (detail::gemm_tn_rows) where B is up to
 /// kTnBlasCols wide; a wider product goes to gemm(), on the plugged-in BLAS if
-/// there is one. 1 thread, this project's Zen 4 (K = 6400, lowest of 40
-/// alternating runs): 0.86-0.94x OpenBLAS's time at n = 128 (m = 128-512),
-/// 0.97-1.04x at n = 256, but 1.03-1.2x at n = 512, where B's slice no longer
-/// stays in L2 beside A's; 0.72-0.88x Eigen's GEMM at every size. Split across
+/// there is one: up to 256 columns our kernel is as fast as OpenBLAS or
+/// faster and faster than Eigen's GEMM, past it B's slice no longer stays in
+/// L2 beside A's and OpenBLAS's blocking wins. Split across
 /// threads like gemm(): by C's rows where it is taller than wide, else by
 /// panels of its columns. Allocates nothing.
 constexpr Index kTnBlasCols = 256;
@@ -544,27 +541,17 @@ void gemm_tn(S* c, Index ldc, const S* a, Index lda, const S* b, Index ldb, Inde
   }
   const double work = double(m) * double(n) * double(K);
   const int nt = work >= kParallelGemmWork ? get_num_threads() : 1;
-  if (nt <= 1) {
-    detail::gemm_tn_rows(c, ldc, a, lda, b, ldb, m, n, K, accumulate);
-    return;
-  }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-  {
-    const Index id = omp_get_thread_num(), k = omp_get_num_threads();
+  on_threads(nt, [&](Index id, Index k) {
     if (m >= n) {
-      const Index lo = m * id / k, hi = m * (id + 1) / k;
+      const Index lo = split_begin(m, id, k), hi = split_begin(m, id + 1, k);
       detail::gemm_tn_rows(c + lo * ldc, ldc, a + lo, lda, b, ldb, hi - lo, n, K, accumulate);
     } else {  // whole panels of columns, so every thread's tiles stay full
       constexpr Index NR = 2 * detail::simd_width<S>();
-      const Index panels = (n + NR - 1) / NR, lo = std::min(n, panels * id / k * NR),
-                  hi = std::min(n, panels * (id + 1) / k * NR);
+      const Index panels = (n + NR - 1) / NR, lo = std::min(n, split_begin(panels, id, k) * NR),
+                  hi = std::min(n, split_begin(panels, id + 1, k) * NR);
       if (hi > lo) detail::gemm_tn_rows(c + lo, ldc, a, lda, b + lo, ldb, m, hi - lo, K, accumulate);
     }
-  }
-#else
-  detail::gemm_tn_rows(c, ldc, a, lda, b, ldb, m, n, K, accumulate);
-#endif
+  });
 }
 
 }  // namespace rnnkit

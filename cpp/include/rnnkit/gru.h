@@ -17,46 +17,48 @@
 namespace rnnkit {
 
 struct GruCell {
-  static constexpr Index G = 3;
-  static constexpr bool has_c = false;
-  static constexpr bool same_dhg = false;  // the n rows differ: r⊙(·), or no hg at all
-  static constexpr bool direct_dh = true;  // h_{t-1} also enters through z⊙h_{t-1}
-  static constexpr bool grads_in_cache = false;  // q is still needed after dL/da_n is written
-  // reset_after=false: the driver's product covers the r and z rows only.
-  static Index rec_rows(const StackSpec& s) { return (s.reset_after ? 3 : 2) * s.hidden_size; }
-  static Index cache_cols(const StackSpec& s) { return 4 * s.hidden_size; }
-  // reset_after=false: the candidate gate's product needs r⊙h_{t-1} of every unit
-  static bool splits_by_unit(const StackSpec& s) { return s.reset_after; }
+  static CellDecl decl(const StackSpec& s) {
+    CellDecl d;
+    d.gates = 3;
+    d.sums[0] = d.sums[1] = GateSum::Plain;
+    // reset_after=false: the candidate's product needs r⊙h_{t-1} of every unit, so the cell does it
+    d.sums[2] = s.reset_after ? GateSum::Apart : GateSum::Gated;
+    d.cache = 4;
+    d.grads_in_cache = false;  // q is still needed after dL/da_n is written
+    d.direct_dh = true;        // h_{t-1} also enters through z⊙h_{t-1}
+    return d;
+  }
 
   template <class S>
-  static void forward(const StackSpec& s, const StepForward<S>& a) {
+  static void forward(const StackSpec& s, const CellWeights<S>& w, const StepRange& rg, const StepIn<S>& in,
+                      const StepOut<S>& out) {
     using namespace lane;
-    const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
+    const Index H = s.hidden_size, GH = 3 * H, R = decl(s).rec_gates() * H;
     const bool after = s.reset_after;
     auto x_n = [&](auto v, const S* xg, Index j) {  // W_in x + b_in, element j
       using V = decltype(v);
       const V x = load<V>(xg + 2 * H + j);
-      return a.b_ih ? padd(x, load<V>(a.b_ih + 2 * H + j)) : x;
+      return w.b_ih ? padd(x, load<V>(w.b_ih + 2 * H + j)) : x;
     };
     // r, z, and with reset_after the whole step; without, q = r⊙h_{t-1} for the product below
-    parallel_for(a.b, a.row_work(a.b * GH), [&](Index row) {
-      const S* xg = a.xg + row * GH;
-      const S* hg = a.hg + row * R;
-      const S* hp = a.hprev_row(row, H);
-      S* m = a.m_row(row, H);
-      S* keep = a.m_keep(row, H);
-      S* cache = a.cache + row * 4 * H;
-      for_units<S>(a, H, [&](auto v, Index j) {
+    parallel_for(rg.b, rg.row_work(rg.b * GH), [&](Index row) {
+      const S* xg = in.xg + row * GH;
+      const S* hg = in.hg + row * R;
+      const S* hp = in.hprev.row(row);
+      S* m = out.m.row(row);
+      S* keep = out.keep_row(row);
+      S* cache = out.cache + row * 4 * H;
+      for_units<S>(rg, H, [&](auto v, Index j) {
         using V = decltype(v);
-        const V r = sigmoid(gate_sum<V>(a, xg, hg, j)), z = sigmoid(gate_sum<V>(a, xg, hg, H + j));
+        const V r = sigmoid(gate_sum<V>(in, w, xg, hg, j)), z = sigmoid(gate_sum<V>(in, w, xg, hg, H + j));
         if (after) {
           V q = load<V>(hg + 2 * H + j);  // W_hn h + b_hn
-          if (a.b_hh) q = padd(q, load<V>(a.b_hh + 2 * H + j));
+          if (w.b_hh) q = padd(q, load<V>(w.b_hh + 2 * H + j));
           const V n = tanh(padd(x_n(v, xg, j), pmul(r, q)));
           const V h = load<V>(hp + j), ht = pmadd(z, psub(h, n), n);  // (1-z)⊙n + z⊙h
           store(m + j, ht);
           if (keep) store(keep + j, ht);
-          if (a.training)
+          if (out.training)
             store(cache + j, r), store(cache + H + j, z), store(cache + 2 * H + j, n), store(cache + 3 * H + j, q);
         } else {
           store(cache + j, r), store(cache + H + j, z);
@@ -66,22 +68,21 @@ struct GruCell {
     });
     if (after) return;
     // work = (r⊙h) W_hn^T : the one product that must wait for r
-    auto q = cmat(a.cache + 3 * H, a.b, H, 4 * H);
-    auto w_hn = cmat(a.w_hh + 2 * H * H, H, H).transpose();
-    if (a.realtime)
-      gemv_rows(mat(a.work, a.b, H), q, w_hn);
-    else  // packed once per sequence by the driver; a row's sums do not depend on the other rows
-      packed_gemm(a.work, H, a.cache + 3 * H, 4 * H, a.b, *a.w_rest);
-    parallel_for(a.b, a.row_work(a.b * H), [&](Index row) {
-      const S* xg = a.xg + row * GH;
-      const S* hp = a.hprev_row(row, H);
-      S* m = a.m_row(row, H);
-      S* keep = a.m_keep(row, H);
-      S* cache = a.cache + row * 4 * H;
+    if (w.w_gated)  // packed once per sequence by the driver; a row's sums do not depend on the other rows
+      packed_gemm(out.work, H, out.cache + 3 * H, 4 * H, rg.b, *w.w_gated);
+    else  // the streaming step: row by row, no packing buffers
+      gemv_rows(mat(out.work, rg.b, H), cmat(out.cache + 3 * H, rg.b, H, 4 * H),
+                cmat(w.w_hh + 2 * H * H, H, H).transpose());
+    parallel_for(rg.b, rg.row_work(rg.b * H), [&](Index row) {
+      const S* xg = in.xg + row * GH;
+      const S* hp = in.hprev.row(row);
+      S* m = out.m.row(row);
+      S* keep = out.keep_row(row);
+      S* cache = out.cache + row * 4 * H;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
-        V x = padd(x_n(v, xg, j), load<V>(a.work + row * H + j));
-        if (a.b_hh) x = padd(x, load<V>(a.b_hh + 2 * H + j));
+        V x = padd(x_n(v, xg, j), load<V>(out.work + row * H + j));
+        if (w.b_hh) x = padd(x, load<V>(w.b_hh + 2 * H + j));
         const V n = tanh(x), z = load<V>(cache + H + j), h = load<V>(hp + j), ht = pmadd(z, psub(h, n), n);
         store(m + j, ht);
         if (keep) store(keep + j, ht);
@@ -91,18 +92,19 @@ struct GruCell {
   }
 
   template <class S>
-  static void backward(const StackSpec& s, const StepBackward<S>& a) {
+  static void backward(const StackSpec& s, const CellWeights<S>& w, const StepRange& rg, const StepGradIn<S>& in,
+                       const StepGradOut<S>& out) {
     using namespace lane;
-    const Index H = s.hidden_size, GH = 3 * H, R = rec_rows(s);
+    const Index H = s.hidden_size, GH = 3 * H, R = decl(s).rec_gates() * H;
     const bool after = s.reset_after;
-    parallel_for(a.b, a.row_work(a.b * GH), [&](Index row) {
-      const S* cache = a.cache + row * 4 * H;
-      const S* hp = a.hprev + row * H;
-      const S* dm = a.dm + row * H;
-      S* dx = a.dxg + row * GH;
-      S* dh = a.dhg + row * R;
-      S* dhp = a.dhprev + row * H;
-      for_units<S>(a, H, [&](auto v, Index j) {
+    parallel_for(rg.b, rg.row_work(rg.b * GH), [&](Index row) {
+      const S* cache = in.cache + row * 4 * H;
+      const S* hp = in.hprev + row * H;
+      const S* dm = in.dm + row * H;
+      S* dx = out.dxg + row * GH;
+      S* dh = out.dhg + row * R;
+      S* dhp = out.dhprev + row * H;
+      for_units<S>(rg, H, [&](auto v, Index j) {
         using V = decltype(v);
         const V r = load<V>(cache + j), z = load<V>(cache + H + j), n = load<V>(cache + 2 * H + j),
                 dmj = load<V>(dm + j);
@@ -121,14 +123,14 @@ struct GruCell {
     });
     if (after) return;
     // work = dL/d(r⊙h) = dL/da_n W_hn
-    packed_gemm(a.work, H, a.dxg + 2 * H, GH, a.b, *a.w_rest);
-    parallel_for(a.b, a.b * GH, [&](Index row) {
-      const S* r_ = a.cache + row * 4 * H;
-      const S* hp = a.hprev + row * H;
-      const S* drh = a.work + row * H;
-      S* dx = a.dxg + row * GH;
-      S* dh = a.dhg + row * R;
-      S* dhp = a.dhprev + row * H;
+    packed_gemm(out.work, H, out.dxg + 2 * H, GH, rg.b, *w.w_gated);
+    parallel_for(rg.b, rg.b * GH, [&](Index row) {
+      const S* r_ = in.cache + row * 4 * H;
+      const S* hp = in.hprev + row * H;
+      const S* drh = out.work + row * H;
+      S* dx = out.dxg + row * GH;
+      S* dh = out.dhg + row * R;
+      S* dhp = out.dhprev + row * H;
       for_lanes<S>(H, [&](auto v, Index j) {
         using V = decltype(v);
         const V r = load<V>(r_ + j), d = load<V>(drh + j);
@@ -143,13 +145,13 @@ struct GruCell {
   // dW_hh = dhg^T h_{t-1} skips them; their gradient over all N rows is here
   // (db_x: the driver's column sums of dxg, whose n block is also b_hn's).
   template <class S>
-  static void backward_weights(const StackSpec& s, Index N, const S* dxg, const S* cache, const S* db_x, S* dw_hh,
-                               S* db_hh) {
+  static void backward_weights(const StackSpec& s, Index N, const S* dxg, Index ld_dxg, const S* cache, const S* db_x,
+                               S* grads, const DirParams& gp) {
     if (s.reset_after) return;
-    const Index H = s.hidden_size, GH = 3 * H;
+    const Index H = s.hidden_size;
     // dW_hn += dL/da_n^T · (r ⊙ h_{t-1}), over all N rows
-    gemm_tn(dw_hh + 2 * H * H, H, dxg + 2 * H, GH, cache + 3 * H, 4 * H, H, H, N, true);
-    if (db_hh) arr(db_hh + 2 * H, H) += carr(db_x + 2 * H, H);
+    gemm_tn(grads + gp.w_hh + 2 * H * H, H, dxg + 2 * H, ld_dxg, cache + 3 * H, 4 * H, H, H, N, true);
+    if (gp.b_hh >= 0) arr(grads + gp.b_hh + 2 * H, H) += carr(db_x + 2 * H, H);
   }
 };
 

@@ -1,8 +1,8 @@
 #pragma once
 // Vanilla (Elman) RNN cell, one gate:
 //   h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   act = tanh or relu
-// Shapes: B rows, H hidden. Cache per row: h_t (H), the activation's output,
-// from which its derivative is computed.
+// Shapes: b rows, H hidden. Cache per row: h_t (H), the activation's output,
+// from which its derivative is computed; backward writes dL/dpre over it.
 
 #include "activations.h"
 #include "gates.h"
@@ -10,29 +10,30 @@
 namespace rnnkit {
 
 struct RnnCell {
-  static constexpr Index G = 1;
-  static constexpr bool has_c = false;     // no cell state
-  static constexpr bool same_dhg = true;   // dL/dhg == dL/dxg
-  static constexpr bool direct_dh = false; // h_{t-1} enters only through hg
-  static constexpr bool grads_in_cache = true;  // dL/dpre overwrites h_t, element by element
-  static Index rec_rows(const StackSpec& s) { return s.hidden_size; }
-  static Index cache_cols(const StackSpec& s) { return s.hidden_size; }
-  static bool splits_by_unit(const StackSpec&) { return true; }  // every unit's step is its own
+  static CellDecl decl(const StackSpec&) {
+    CellDecl d;
+    d.gates = 1;
+    d.sums[0] = GateSum::Plain;
+    d.cache = 1;
+    d.grads_in_cache = true;
+    return d;
+  }
 
   template <class S>
-  static void forward(const StackSpec& s, const StepForward<S>& a) {
+  static void forward(const StackSpec& s, const CellWeights<S>& w, const StepRange& rg, const StepIn<S>& in,
+                      const StepOut<S>& out) {
     using namespace lane;
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
-    parallel_for(a.b, a.row_work(a.b * H), [&](Index r) {
-      const S* xg = a.xg + r * H;
-      const S* hg = a.hg + r * H;
-      S* m = a.m_row(r, H);
-      S* keep = a.m_keep(r, H);
-      S* cache = a.training ? a.cache + r * H : nullptr;
-      for_units<S>(a, H, [&](auto v, Index j) {
+    parallel_for(rg.b, rg.row_work(rg.b * H), [&](Index r) {
+      const S* xg = in.xg + r * H;
+      const S* hg = in.hg + r * H;
+      S* m = out.m.row(r);
+      S* keep = out.keep_row(r);
+      S* cache = out.training ? out.cache + r * H : nullptr;
+      for_units<S>(rg, H, [&](auto v, Index j) {
         using V = decltype(v);
-        V x = gate_sum<V>(a, xg, hg, j);
+        V x = gate_sum<V>(in, w, xg, hg, j);
         x = relu_act ? relu(x) : tanh(x);
         store(m + j, x);
         if (keep) store(keep + j, x);
@@ -42,24 +43,22 @@ struct RnnCell {
   }
 
   template <class S>
-  static void backward(const StackSpec& s, const StepBackward<S>& a) {
+  static void backward(const StackSpec& s, const CellWeights<S>&, const StepRange& rg, const StepGradIn<S>& in,
+                       const StepGradOut<S>& out) {
     using namespace lane;
     const Index H = s.hidden_size;
     const bool relu_act = s.cell == CellType::RNN_RELU;
-    parallel_for(a.b, a.row_work(a.b * H), [&](Index r) {
-      const S* h = a.cache + r * H;
-      const S* dm = a.dm + r * H;
-      S* dx = a.dxg + r * a.ld_dxg;
-      for_units<S>(a, H, [&](auto v, Index j) {  // dL/dpre = dL/dh ⊙ act'(pre)
+    parallel_for(rg.b, rg.row_work(rg.b * H), [&](Index r) {
+      const S* h = in.cache + r * H;
+      const S* dm = in.dm + r * H;
+      S* dx = out.dxg + r * out.ld_dxg;
+      for_units<S>(rg, H, [&](auto v, Index j) {  // dL/dpre = dL/dh ⊙ act'(pre)
         using V = decltype(v);
         const V hj = load<V>(h + j), dmj = load<V>(dm + j);
         store(dx + j, relu_act ? drelu_times(hj, dmj) : pmul(dmj, dtanh(hj)));
       });
     });
   }
-
-  template <class S>
-  static void backward_weights(const StackSpec&, Index, const S*, const S*, const S*, S*, S*) {}
 };
 
 }  // namespace rnnkit

@@ -63,6 +63,7 @@ struct StackCache {
 
 template <class Cell, class S>
 void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, StackCache<S>* cache) {
+  const CellDecl cd = Cell::decl(s);
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size, DP = D * P;
   Packing pk(a.T, a.B, a.lengths);
   const Index N = pk.rows(), B = pk.B;
@@ -94,7 +95,7 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
     }
   }
 
-  Mat<S> h(B, P), c(Cell::has_c ? B : 0, H), Ybuf;
+  Mat<S> h(B, P), c(cd.has_c ? B : 0, H), Ybuf;
   if (!pk.trivial) pk.zero_padding(a.out, a.batch_first, DP);
   for (Index l = 0; l < L; ++l) {
     S* Y = a.out;
@@ -109,14 +110,14 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
       const Index k = l * D + d;
       if (a.h0) pk.gather_state(a.h0 + k * B * P, P, h.data());
       else h.setZero();
-      if (Cell::has_c) {
+      if (cd.has_c) {
         if (a.c0) pk.gather_state(a.c0 + k * B * H, H, c.data());
         else c.setZero();
       }
       direction_forward<Cell>(s, params, s.dir_params(l, d), d == 1, pk, X, x_rows, Y + d * P, y_rows, DP, h.data(),
                               c.data(), cache ? &cache->dirs[k] : nullptr);
       if (a.h_n) pk.scatter_state(h.data(), P, a.h_n + k * B * P);
-      if (Cell::has_c && a.c_n) pk.scatter_state(c.data(), H, a.c_n + k * B * H);
+      if (cd.has_c && a.c_n) pk.scatter_state(c.data(), H, a.c_n + k * B * H);
     }
     if (l < L - 1) {
       Mat<S> eval_mask;
@@ -138,6 +139,7 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
 template <class Cell, class S>
 void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>& cache,
                     const SeqGradArgs<S>& g) {
+  const CellDecl cd = Cell::decl(s);
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size, DP = D * P;
   const Packing& pk = cache.pack;
   const Index N = pk.rows(), B = pk.B;
@@ -160,7 +162,7 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
     io.dy_rows = nullptr;
   }
   if (g.grad_x && !pk.trivial) pk.zero_padding(g.grad_x, cache.batch_first, s.input_size);
-  Mat<S> dX, dh(B, P), dc(Cell::has_c ? B : 0, H);
+  Mat<S> dX, dh(B, P), dc(cd.has_c ? B : 0, H);
   for (Index l = L - 1; l >= 0; --l) {
     const Index I = s.layer_input_size(l);
     io.ldx = I;
@@ -176,7 +178,7 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
       const Index k = l * D + d;
       if (g.grad_h_n) pk.gather_state(g.grad_h_n + k * B * P, P, dh.data());
       else dh.setZero();
-      if (Cell::has_c) {
+      if (cd.has_c) {
         if (g.grad_c_n) pk.gather_state(g.grad_c_n + k * B * H, H, dc.data());
         else dc.setZero();
       }
@@ -186,7 +188,7 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
       direction_backward<Cell>(s, params, grads, s.dir_params(l, d), d == 1, pk, cache.inputs[l].data(),
                                cache.dirs[k], dir, dh.data(), dc.data());
       if (g.grad_h0) pk.scatter_state(dh.data(), P, g.grad_h0 + k * B * P);
-      if (Cell::has_c && g.grad_c0) pk.scatter_state(dc.data(), H, g.grad_c0 + k * B * H);
+      if (cd.has_c && g.grad_c0) pk.scatter_state(dc.data(), H, g.grad_c0 + k * B * H);
     }
     if (l > 0) {
       if (!cache.masks[l - 1].size()) dY = std::move(dX);
@@ -197,8 +199,8 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
   }
 }
 
-// Entry points for the Python bindings and C++ users: dispatch on spec.cell.
-// Defined in cpp/src (float and double), so callers do not compile the cells.
+// Entry points for the Python bindings and C++ users: the cell the spec runs
+// (cells.h). Defined in cpp/src (float and double), so callers do not compile the cells.
 template <class S>
 void forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, StackCache<S>* cache);
 template <class S>
