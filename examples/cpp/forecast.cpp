@@ -1,7 +1,7 @@
 // Next-hour temperature forecast from the last 5 hourly readings, with a model
 // trained in Python and run here with no Python: the embedded runtime's predict().
 //
-//   python examples/weather_forecast.py --quick --cells lstm      # writes examples/output/weather_lstm.safetensors
+//   python examples/weather_forecast.py           # writes examples/output/weather_lstm.safetensors
 //   forecast examples/output/weather_lstm.safetensors readings.csv
 //   tail -n 24 readings.csv | forecast examples/output/weather_lstm.safetensors     # or "-": stdin
 //
@@ -74,7 +74,7 @@ std::vector<float> read_readings(std::istream& in, const std::string& source) {
 
 int usage() {
   std::cerr << "usage: forecast MODEL [CSV|-]\n"
-               "  MODEL  a model file from examples/weather_forecast.py (weather_lstm.safetensors)\n"
+               "  MODEL  a model file from examples/weather_forecast.py (weather_lstm[_quick].safetensors)\n"
                "  CSV    hourly readings in deg C, oldest first, one per line or in the last column;\n"
                "         '-' or nothing: read standard input\n";
   return 2;

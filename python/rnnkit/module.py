@@ -98,6 +98,19 @@ class Module:
         """The constructor's arguments, JSON-serialisable (model files store it)."""
         return {}
 
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no forward")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def backward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} has no backward")
+
+    def _out_shape(self, shape: tuple) -> tuple:
+        """The output shape for an input shape (for Sequential.summary)."""
+        raise NotImplementedError(f"{type(self).__name__} has no _out_shape")
+
     # ---- buffers --------------------------------------------------------------------
     def _setup(self, dtype: Any, seed: Optional[int]) -> None:
         """Own buffers, named views, initial values; a generator for dropout masks."""

@@ -110,7 +110,7 @@ class Linear(Module):
         self._cache: Any = None
 
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
-        shapes = [("weight", (self.out_features, self.in_features))]
+        shapes: list[tuple[str, tuple[int, ...]]] = [("weight", (self.out_features, self.in_features))]
         return shapes + [("bias", (self.out_features,))] if self.bias else shapes
 
     def _init_params(self, rng: np.random.Generator) -> None:
@@ -146,6 +146,7 @@ class Linear(Module):
         grad = np.ascontiguousarray(grad, dtype=self.dtype)
         dx = _core.linear_backward(grad.reshape(-1, self.out_features), x.reshape(-1, self.in_features),
                                    self._params["weight"], self._grads["weight"], self._grads.get("bias"), True)
+        assert dx is not None  # need_dx=True
         self._cache = None
         return dx.reshape(x.shape)
 

@@ -89,7 +89,8 @@ class Sequential(Module):
         if state is not None and (not isinstance(state, (list, tuple)) or len(state) != len(recurrent)):
             raise ValueError(f"state must be a list with one entry per recurrent layer ({len(recurrent)}), "
                              f"as returned with return_state=True")
-        h, states = x, []
+        h = x
+        states: list[Any] = []  # each recurrent layer's final state
         pooled = False
         for layer in self.layers:
             seq_lengths = None if pooled else lengths
