@@ -59,6 +59,7 @@ struct Layer {
     StackSpec group_spec;  // the spec with hidden_size = units: one group as its cell sees it
     std::vector<StepProduct> products;  // GRU with reset_after=False
     PackedMat<S> w_hr;  // W_hr^T, empty without proj_size
+    DirParams dp;       // where the sub-layer's parameters are (spec.dir_params, looked up once)
   };
   std::vector<StepWeights> step;  // Recurrent: [sub-layer l]
   PackedMat<S> linear_w;          // Linear: W^T

@@ -46,6 +46,7 @@ typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params,
     return z;
   };
   typename Layer<S>::StepWeights w;
+  w.dp = dp;
   if (dp.w_hr >= 0) w.w_hr = packed_transpose(params + dp.w_hr, P, H);
   // The layouts packed here: Plain blocks only, one (RNN) or four (LSTM); or
   // three, the last one's sums Apart (GRU); or the products (a Gated block).
@@ -138,8 +139,8 @@ using detail::Packet2;
 // The groups of one row (Layer::StepWeights), U = Pk's lanes: for each, its
 // panel's sums into g, then the cell on the group's units. Every other step goes
 // over the groups backwards: a step then starts on the weights the step before
-// ended on, still in L1. At hidden 64, whose weights are 50-66 KiB, this made
-// the products 1.2-1.35x faster (the L2 streams a step's weights at ~105 bytes/ns).
+// ended on, still in L1. That matters where the weights are a little larger
+// than L1 (hidden 64: 50-66 KiB), since the step is bound by how fast L2 streams them.
 template <class Cell, class Pk, class S>
 void group_steps(const typename Layer<S>::StepWeights& w, Index H, Index P, Index K, const S* z, S* c, S* m, S* g,
                  detail::StepArgs<S>& a, bool backwards) {
@@ -212,7 +213,8 @@ void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S
   with_cell(s, [&](auto cell) {
     using Cell = decltype(cell);
     for (Index l = 0; l < s.num_layers; ++l) {
-      cell_step<Cell>(s, s.dir_params(l, 0), L.step[std::size_t(l)], x, subs[std::size_t(l)], B, backwards);
+      const auto& w = L.step[std::size_t(l)];
+      cell_step<Cell>(s, w.dp, w, x, subs[std::size_t(l)], B, backwards);
       x = subs[std::size_t(l)].h.data();
     }
   });
