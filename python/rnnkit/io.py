@@ -14,7 +14,8 @@ A model file is a safetensors file (the ``safetensors`` package, extra
 
 The C++ runtime reads the same file. Writes go to a temporary file in the same
 folder that is then renamed over the target, so a crash never leaves a
-half-written model file.
+half-written model file (and, where Linux's O_TMPFILE is available, no
+temporary either).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any, Union
 
@@ -72,17 +74,53 @@ def save(model: Module, path: Union[str, os.PathLike]) -> None:
         "architecture": json.dumps({"class": type(model).__name__, "config": model.get_config()}),
         "sha256": _digest(tensors),
     }
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    data = st.numpy.save(tensors, metadata=metadata)
+    _write_atomically(path, data)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary in ``path``'s folder, then rename it over ``path``.
+
+    Where Linux's O_TMPFILE works the temporary has no name until it is complete, so a
+    process killed mid-write leaves nothing behind; the name it then gets, and the one used
+    elsewhere, is unique to this call, as several threads may save to one path at once. Its
+    mode is 0o666 less the umask, as open() gives (and np.save, torch.save), not mkstemp's 0o600.
+    """
+    unique = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(8)}")
     try:
-        # written by open(), so the file's mode follows the umask as np.save's and torch.save's do
-        # (safetensors' own save_file creates it 0600: unreadable by the group that runs the model)
-        data = st.numpy.save(tensors, metadata=metadata)
-        with open(tmp, "wb") as f:
+        if not _write_unnamed_then_link(data, unique):
+            with open(unique, "xb") as f:  # "x": O_EXCL, never another call's file
+                f.write(data)
+        os.replace(unique, path)
+    except BaseException:
+        if os.path.lexists(unique):
+            os.unlink(unique)
+        raise
+
+
+def _write_unnamed_then_link(data: bytes, name: Path) -> bool:
+    """Write ``data`` to an O_TMPFILE file in ``name``'s folder and link it as ``name``;
+    False (nothing done) where there is no O_TMPFILE."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag or not os.path.isdir("/proc/self/fd"):
+        return False
+    try:
+        fd = os.open(name.parent, flag | os.O_WRONLY, 0o666)
+    except OSError:  # a filesystem without it (EOPNOTSUPP), or an old kernel (EISDIR, EINVAL)
+        return False
+    try:
+        with os.fdopen(fd, "wb", closefd=False) as f:
             f.write(data)
-        os.replace(tmp, path)
+        folder = os.open(name.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            # with a dir_fd, CPython calls linkat(AT_SYMLINK_FOLLOW), which names the open file
+            # (plain link() on /proc/self/fd/N fails with EXDEV)
+            os.link(f"/proc/self/fd/{fd}", name.name, dst_dir_fd=folder, follow_symlinks=True)
+        finally:
+            os.close(folder)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        os.close(fd)
+    return True
 
 
 def _build(arch: Any) -> Module:

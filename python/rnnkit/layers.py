@@ -16,7 +16,12 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _core
-from .module import Module, as_lengths, as_real_array, check_bool, check_dtype, check_int, check_probability, shape_str
+from .module import (
+    Module, as_lengths, as_real_array, check_allocatable, check_bool, check_dtype, check_int, check_probability, gib,
+    got, shape_str,
+)
+
+_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 class _RNNBase(Module):
@@ -51,7 +56,11 @@ class _RNNBase(Module):
         self.dropout = check_probability("dropout", dropout)
         if self.proj_size and self.proj_size >= self.hidden_size:
             raise ValueError(f"proj_size must be smaller than hidden_size ({self.hidden_size}), got {self.proj_size}")
-        check_dtype(dtype)
+        dt = check_dtype(dtype)
+        # The count in closed form, in Python ints, before the C++ spec (whose Index arithmetic
+        # would wrap around for absurd sizes) and before the layout (a list entry per tensor).
+        elements, tensors = self._count_params()
+        check_allocatable(self._describe(), elements, tensors, dt)
         self._spec = _core.StackSpec(
             self._mode, self.input_size, self.hidden_size, self.num_layers, self.bias,
             self.bidirectional, self.proj_size, self.reset_after, self.peepholes,
@@ -61,6 +70,24 @@ class _RNNBase(Module):
         # The last cache whose backward is done: the next training forward refills its buffers
         # (tens of MB for a large layer) instead of allocating and faulting in fresh pages.
         self._spare_cache: Any = None
+
+    def _describe(self) -> str:
+        sizes = f"input_size={self.input_size}, hidden_size={self.hidden_size}, num_layers={self.num_layers}"
+        sizes += ", bidirectional=True" if self.bidirectional else ""
+        sizes += f", proj_size={self.proj_size}" if self.proj_size else ""
+        return f"{type(self).__name__}({sizes})"
+
+    def _count_params(self) -> tuple[int, int]:
+        """(elements, tensors) of the parameters, as laid out in cpp/include/rnnkit/spec.h."""
+        GH, H, P, D = _GATES[self._mode] * self.hidden_size, self.hidden_size, self._out_size, self._directions
+        extra = (2 * GH if self.bias else 0) + (P * H if self.proj_size else 0) + (3 * H if self.peepholes else 0)
+
+        def per_direction(inputs: int) -> int:
+            return GH * (inputs + P) + extra
+
+        elements = D * (per_direction(self.input_size) + (self.num_layers - 1) * per_direction(D * P))
+        tensors = D * self.num_layers * (2 + 2 * self.bias + bool(self.proj_size) + self.peepholes)
+        return elements, tensors
 
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         return [(name, tuple(shape)) for name, _, shape in self._spec.param_layout()]
@@ -113,8 +140,11 @@ class _RNNBase(Module):
             arr = arr[:, None, :]
         return np.ascontiguousarray(arr, dtype=self.dtype)
 
-    def _run(self, x: Any, h0: Any, c0: Any, lengths: Any) -> tuple:
+    def _run(self, x: Any, h0: Any, c0: Any, lengths: Any, infer: bool = False) -> tuple:
+        """The forward; ``infer``: in eval mode whatever ``self.training``, keeping and changing nothing
+        (Sequential.predict, which may run while another thread trains this module)."""
         x = as_real_array("x", x)
+        shape = x.shape  # the caller's, for messages
         if x.ndim not in (2, 3):
             raise ValueError(
                 f"x has shape {shape_str(x.shape)}, expected (T, B, {self.input_size})"
@@ -129,7 +159,7 @@ class _RNNBase(Module):
             x = x[:, None, :]
         T, B = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
         if T == 0 or B == 0:
-            raise ValueError(f"x has shape {shape_str(x.shape)}: sequence length and batch must be >= 1")
+            raise ValueError(f"x has shape {shape_str(shape)}: sequence length and batch must be >= 1")
         x = np.ascontiguousarray(x, dtype=self.dtype)
         batch = None if unbatched else B
         h0 = self._as_state("h0", h0, self._out_size, batch)
@@ -138,22 +168,38 @@ class _RNNBase(Module):
             lengths = np.reshape(lengths, 1)
         lengths = as_lengths(lengths, B, T)
 
+        training = self.training and not infer
         masks = []
-        if self.training and self.dropout > 0 and self.num_layers > 1:
+        if training and self.dropout > 0 and self.num_layers > 1:
             keep = 1.0 / (1.0 - self.dropout)
             for _ in range(self.num_layers - 1):
                 m = (self._rng.random((T, B, self._directions * self._out_size)) >= self.dropout) * keep
                 masks.append(np.ascontiguousarray(m.transpose(1, 0, 2) if batch_first else m, dtype=self.dtype))
 
-        reuse, self._spare_cache = (self._spare_cache if self.training else None), None
-        out, h_n, c_n, cache = _core.forward(
-            self._spec, self._flat, x, batch_first, h0, c0, lengths, masks, self.training, reuse
-        )
-        self._cache = (cache, unbatched, out.shape) if self.training else None
+        reuse = None
+        if not infer:
+            reuse, self._spare_cache = (self._spare_cache if training else None), None
+        try:
+            out, h_n, c_n, cache = _core.forward(
+                self._spec, self._flat, x, batch_first, h0, c0, lengths, masks, training, reuse
+            )
+        except MemoryError as e:
+            raise self._out_of_memory(shape, T, B, training) from e
+        if not infer:
+            self._cache = (cache, unbatched, out.shape) if training else None
         if unbatched:
             out, h_n = out[:, 0], h_n[:, 0]
             c_n = None if c_n is None else c_n[:, 0]
         return out, h_n, c_n
+
+    def _out_of_memory(self, shape: tuple, T: int, B: int, training: bool) -> MemoryError:
+        out_bytes = T * B * self._directions * self._out_size * self.dtype.itemsize
+        kept = "; a training forward also keeps every layer's activations for backward" if training else ""
+        return MemoryError(
+            f"{self!r} ran out of memory on x of shape {shape_str(shape)} ({self.dtype.name}): its output alone, "
+            f"{T} steps x {B} sequences x {self._directions * self._out_size} features, needs {gib(out_bytes)}"
+            f"{kept}. Pass fewer sequences at a time (e.g. Sequential.predict's batch_size)"
+        )
 
     def _run_backward(self, grad_out: Any, grad_h_n: Any, grad_c_n: Any) -> tuple:
         if self._cache is None:
@@ -217,6 +263,8 @@ class RNN(_RNNBase):
         bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
         dtype: Any = np.float32, seed: Optional[int] = None,
     ) -> None:
+        if not isinstance(nonlinearity, str):
+            raise TypeError(f"nonlinearity must be 'tanh' or 'relu', got {got(nonlinearity)}")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -229,6 +277,10 @@ class RNN(_RNNBase):
         return out, h_n
 
     __call__ = forward
+
+    def _infer(self, x: Any, h0: Any = None, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        out, h_n, _ = self._run(x, h0, None, lengths, infer=True)
+        return out, h_n
 
     def backward(self, grad_out: Any, grad_h_n: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Gradients of the input and of h0; parameter gradients accumulate into ``grads()``."""
@@ -262,6 +314,7 @@ class GRU(_RNNBase):
 
     forward = RNN.forward
     __call__ = RNN.forward
+    _infer = RNN._infer
     backward = RNN.backward
 
     def _extra_repr(self) -> str:
@@ -297,15 +350,21 @@ class LSTM(_RNNBase):
     def forward(
         self, x: Any, hx: Any = None, lengths: Any = None
     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        return self._lstm(x, hx, lengths, False)
+
+    __call__ = forward
+
+    def _infer(self, x: Any, hx: Any = None, lengths: Any = None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        return self._lstm(x, hx, lengths, True)
+
+    def _lstm(self, x: Any, hx: Any, lengths: Any, infer: bool) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
         h0 = c0 = None
         if hx is not None:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError("hx must be a tuple (h0, c0) or None")
+                raise TypeError(f"hx must be a tuple (h0, c0) or None, got {got(hx)}")
             h0, c0 = hx
-        out, h_n, c_n = self._run(x, h0, c0, lengths)
+        out, h_n, c_n = self._run(x, h0, c0, lengths, infer)
         return out, (h_n, c_n)
-
-    __call__ = forward
 
     def backward(
         self, grad_out: Any, grad_h_n: Any = None

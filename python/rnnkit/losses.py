@@ -11,21 +11,22 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import _core
-from .module import as_lengths, as_real_array, shape_str
+from .module import as_lengths, as_real_array, check_bool, check_int, got, shape_str
 
 
+# np.asarray(order="C") rather than np.ascontiguousarray, which makes a 0-d array 1-D
 def _as_pred(name: str, value: Any) -> np.ndarray:
     pred = as_real_array(name, value)
     if pred.dtype not in (np.float32, np.float64):
         pred = pred.astype(np.float64)
-    return np.ascontiguousarray(pred)
+    return np.asarray(pred, order="C")
 
 
 def _as_target(value: Any, pred: np.ndarray) -> np.ndarray:
     target = as_real_array("target", value)
     if target.shape != pred.shape:
         raise ValueError(f"target has shape {shape_str(target.shape)}, expected {shape_str(pred.shape)} (the shape of pred)")
-    return np.ascontiguousarray(target, dtype=pred.dtype)
+    return np.asarray(target, dtype=pred.dtype, order="C")
 
 
 def mse(pred: Any, target: Any) -> tuple[float, np.ndarray]:
@@ -51,6 +52,8 @@ def cross_entropy(
     The mean runs over the positions that count: steps at or past a sequence's
     length and targets equal to ``ignore_index`` add nothing and get zero gradient.
     """
+    ignore_index = check_int("ignore_index", ignore_index, -(2**63))
+    batch_first = check_bool("batch_first", batch_first)
     logits = _as_pred("logits", logits)
     if logits.ndim not in (2, 3):
         raise ValueError(f"logits has shape {shape_str(logits.shape)}, expected (B, C) or per step (B, T, C)")
@@ -82,6 +85,8 @@ _LOSSES: dict[str, Callable[..., tuple[float, np.ndarray]]] = {
 
 def get(name: str) -> Callable[..., tuple[float, np.ndarray]]:
     """A loss function by name: "mse", "cross_entropy" or "bce_with_logits"."""
+    if not isinstance(name, str):
+        raise TypeError(f"loss must be a name, one of {sorted(_LOSSES)}, got {got(name)}")
     if name not in _LOSSES:
         raise ValueError(f"unknown loss {name!r}; known losses: {sorted(_LOSSES)}")
     return _LOSSES[name]

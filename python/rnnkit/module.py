@@ -9,18 +9,30 @@ Sequential re-homes its layers' parameters into one buffer of its own
 
 from __future__ import annotations
 
+import math
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any, Optional
 
 import numpy as np
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Python objects held per named parameter tensor (its parameter and gradient views, its name, its
+# layout entry): a layer with millions of small tensors needs these too, not only the buffers.
+_TENSOR_OVERHEAD = 1024
 
 
 # ---- argument checks shared by every module ---------------------------------------
+def got(value: Any) -> str:
+    """What an argument was, for an error message: its type and (shortened) repr."""
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 80 else text[:77] + '...'}"
+
+
 def check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        raise TypeError(f"{name} must be an int, got {got(value)}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
@@ -28,26 +40,97 @@ def check_int(name: str, value: Any, minimum: int) -> int:
 
 def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a bool, got {got(value)}")
     return bool(value)
 
 
+def is_number(value: Any) -> bool:
+    """A real scalar (int or float, NumPy's too), not a bool."""
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating))
+
+
 def check_probability(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number in [0, 1), got {type(value).__name__}")
-    if not 0.0 <= float(value) < 1.0:
+    if not is_number(value):
+        raise TypeError(f"{name} must be a number in [0, 1), got {got(value)}")
+    if not 0.0 <= value < 1.0:  # NaN fails this too; an int compares exactly, however large
         raise ValueError(f"{name} must be in [0, 1), got {value}")
     return float(value)
 
 
+def check_real(name: str, value: Any, minimum: float = 0.0, *, strict: bool = False) -> float:
+    """A finite number >= minimum (> minimum with strict)."""
+    if not is_number(value):
+        raise TypeError(f"{name} must be a number, got {got(value)}")
+    try:
+        x = float(value)
+    except OverflowError:  # an int past float's range
+        x = math.inf
+    bound = ">" if strict else ">="
+    if not math.isfinite(x) or x < minimum or (strict and x == minimum):
+        raise ValueError(f"{name} must be a finite number {bound} {minimum:g}, got {value}")
+    return x
+
+
+def check_seed(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"seed must be None or an int >= 0, got {got(value)}")
+    if value < 0:
+        raise ValueError(f"seed must be None or an int >= 0, got {value}")
+    return int(value)
+
+
 def check_dtype(dtype: Any) -> np.dtype:
+    # np.dtype(None) is float64: a None (e.g. a config entry left empty) is refused, not read as float64
+    if dtype is None:
+        raise TypeError("dtype must be float32 or float64 (np.float32, np.float64 or their names), got None")
     try:
         dt = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dt not in _FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def _memory_limit() -> tuple[int, str]:
+    """The most memory this process could get, and what sets that bound."""
+    limits = [(sys.maxsize, "the largest array NumPy can allocate")]
+    try:
+        limits.append((os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's memory"))
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows) or no such name
+        pass
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append((soft, "this process's address-space limit (RLIMIT_AS)"))
+    except (ImportError, AttributeError, ValueError, OSError):
+        pass
+    return min(limits)
+
+
+def gib(n_bytes: float) -> str:
+    g = n_bytes / 2**30
+    return f"{g:,.2f} GiB" if g < 1e6 else f"{g:.3g} GiB"
+
+
+def check_allocatable(what: str, elements: int, tensors: int, dtype: np.dtype) -> None:
+    """Refuse, before anything is allocated, parameters that cannot fit in memory.
+
+    A module holds its parameters and their gradients (2 x elements) and a few Python objects
+    per named tensor; past what the machine (or RLIMIT_AS) allows, building them would fail
+    late or, where memory is overcommitted, run for hours filling pages.
+    """
+    need = 2 * elements * dtype.itemsize + tensors * _TENSOR_OVERHEAD
+    limit, source = _memory_limit()
+    if need > limit:
+        raise MemoryError(
+            f"{what} would need {elements:,} {dtype.name} parameters in {tensors:,} tensors: {gib(need)} "
+            f"with their gradients, more than {source} ({gib(limit)})"
+        )
 
 
 def as_real_array(name: str, value: Any) -> np.ndarray:
@@ -85,6 +168,7 @@ class Module:
 
     training: bool = True
     dtype: np.dtype = np.dtype(np.float32)
+    _owner: Any = None  # a weak reference to the Sequential whose buffer holds this layer's parameters
 
     # ---- what a subclass provides -------------------------------------------------
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -107,17 +191,37 @@ class Module:
     def backward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} has no backward")
 
+    def _infer(self, *args: Any, **kwargs: Any) -> Any:
+        """The eval-mode forward whatever ``self.training``, keeping and changing nothing
+        (no cache, no mode flip), so that it may run while another thread trains the module."""
+        if self.training:
+            raise NotImplementedError(f"{type(self).__name__} has no eval-mode forward; call .eval() on it first")
+        return self.forward(*args, **kwargs)
+
     def _out_shape(self, shape: tuple) -> tuple:
         """The output shape for an input shape (for Sequential.summary)."""
         raise NotImplementedError(f"{type(self).__name__} has no _out_shape")
 
+    def _describe(self) -> str:
+        """The module with its sizes named, for messages about them."""
+        return repr(self)
+
     # ---- buffers --------------------------------------------------------------------
     def _setup(self, dtype: Any, seed: Optional[int]) -> None:
         """Own buffers, named views, initial values; a generator for dropout masks."""
-        self.dtype = check_dtype(dtype)
-        self.seed = seed
-        n = sum(int(np.prod(shape)) for _, shape in self._param_shapes())
-        self._bind(np.empty(n, dtype=self.dtype), np.zeros(n, dtype=self.dtype))
+        dt = check_dtype(dtype)
+        seed = check_seed(seed)
+        shapes = self._param_shapes()
+        n = sum(math.prod(shape) for _, shape in shapes)  # Python ints: np.prod wraps around past 2**63
+        what = self._describe()
+        check_allocatable(what, n, len(shapes), dt)
+        try:
+            flat, grad = np.empty(n, dtype=dt), np.zeros(n, dtype=dt)
+        except MemoryError as e:
+            raise MemoryError(f"{what}: out of memory allocating its {n:,} {dt.name} parameters and their gradients "
+                              f"({gib(2 * n * dt.itemsize)}): {e}") from e
+        self.dtype, self.seed = dt, seed
+        self._bind(flat, grad)
         self._rng = np.random.default_rng(seed)
         self._init_params(self._rng)
         self.training = True
@@ -158,6 +262,7 @@ class Module:
         Everything is checked before anything is written, so a failed load
         leaves the module as it was.
         """
+        strict = check_bool("strict", strict)
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
         names = set(self._params)
@@ -173,8 +278,16 @@ class Module:
             expected = self._params[name].shape
             if value.shape != expected:
                 raise ValueError(f"state_dict key '{name}' has shape {shape_str(value.shape)}, expected {shape_str(expected)}")
+            dtype = self._params[name].dtype
+            # checked after the cast: a float64 1e39 is finite, but becomes inf in float32
+            with np.errstate(over="ignore", invalid="ignore"):
+                value = value.astype(dtype, copy=False)
             if not np.all(np.isfinite(value)):
-                raise ValueError(f"state_dict key '{name}' contains NaN or infinite values")
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+                raise ValueError(
+                    f"state_dict key '{name}' contains NaN or infinite values as {dtype.name} "
+                    f"(at index {bad}; {dtype.name} holds magnitudes up to {np.finfo(dtype).max:.3g})"
+                )
             staged[name] = value
         for name, value in staged.items():
             self._params[name][...] = value

@@ -66,15 +66,22 @@ class Embedding(Module):
         return (*shape, self.embedding_dim)
 
     def forward(self, ids: Any) -> np.ndarray:
+        return self._lookup(ids, False)
+
+    __call__ = forward
+
+    def _infer(self, ids: Any) -> np.ndarray:
+        return self._lookup(ids, True)
+
+    def _lookup(self, ids: Any, infer: bool) -> np.ndarray:
         ids = np.asarray(ids)
         if ids.dtype.kind not in "iu":
             raise TypeError(f"ids must be an integer array of token ids, got dtype {ids.dtype}")
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        ids = np.asarray(ids, dtype=np.int64, order="C")  # not ascontiguousarray: it makes a scalar id 1-D
         y = _core.embedding_forward(ids.reshape(-1), self._params["weight"])
-        self._cache = ids if self.training else None
+        if not infer:
+            self._cache = ids if self.training else None
         return y.reshape(*ids.shape, self.embedding_dim)
-
-    __call__ = forward
 
     def backward(self, grad: Any) -> None:
         """Accumulate dL/dweight (scatter-add by id); ids have no gradient, so this returns None."""
@@ -87,6 +94,9 @@ class Embedding(Module):
         _core.embedding_backward(grad.reshape(-1, self.embedding_dim), ids.reshape(-1), self._grads["weight"], pad)
         self._cache = None
         return None
+
+    def _describe(self) -> str:
+        return f"Embedding(num_embeddings={self.num_embeddings}, embedding_dim={self.embedding_dim})"
 
     def _extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
@@ -126,15 +136,22 @@ class Linear(Module):
         return (*shape[:-1], self.out_features)
 
     def forward(self, x: Any) -> np.ndarray:
+        return self._apply(x, False)
+
+    __call__ = forward
+
+    def _infer(self, x: Any) -> np.ndarray:
+        return self._apply(x, True)
+
+    def _apply(self, x: Any, infer: bool) -> np.ndarray:
         x = as_real_array("x", x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x has shape {shape_str(x.shape)}, expected (..., {self.in_features})")
         x = np.ascontiguousarray(x, dtype=self.dtype)
         y = _core.linear_forward(x.reshape(-1, self.in_features), self._params["weight"], self._params.get("bias"))
-        self._cache = x if self.training else None
+        if not infer:
+            self._cache = x if self.training else None
         return y.reshape(*x.shape[:-1], self.out_features)
-
-    __call__ = forward
 
     def backward(self, grad: Any) -> np.ndarray:
         """dL/dx; accumulates dL/dweight and dL/dbias."""
@@ -179,6 +196,25 @@ class _Pool(Module):
             seq = seq.astype(np.float64)
         return np.ascontiguousarray(seq), as_lengths(lengths, B, T)
 
+    def _pool(self, seq: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def forward(self, seq: Any, lengths: Any = None) -> np.ndarray:
+        return self._run(seq, lengths, False)
+
+    __call__ = forward
+
+    def _infer(self, seq: Any, lengths: Any = None) -> np.ndarray:
+        return self._run(seq, lengths, True)
+
+    def _run(self, seq: Any, lengths: Any, infer: bool) -> np.ndarray:
+        seq, lengths = self._prepare(seq, lengths)
+        y = self._pool(seq, lengths)
+        if not infer:
+            T = seq.shape[1 if self.batch_first else 0]
+            self._cache = (lengths, T, seq.shape, seq.dtype) if self.training else None
+        return y
+
     def _check_grad(self, grad: Any, cache: tuple) -> np.ndarray:
         lengths, T, shape, dtype = cache
         grad = as_real_array("grad", grad)
@@ -198,14 +234,8 @@ class LastStep(_Pool):
     recurrent layer before it.
     """
 
-    def forward(self, seq: Any, lengths: Any = None) -> np.ndarray:
-        seq, lengths = self._prepare(seq, lengths)
-        y = _core.last_step_forward(seq, lengths, self.batch_first, 2 if self.bidirectional else 1)
-        T = seq.shape[1 if self.batch_first else 0]
-        self._cache = (lengths, T, seq.shape, seq.dtype) if self.training else None
-        return y
-
-    __call__ = forward
+    def _pool(self, seq: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
+        return _core.last_step_forward(seq, lengths, self.batch_first, 2 if self.bidirectional else 1)
 
     def backward(self, grad: Any) -> np.ndarray:
         cache = _consumed(self._cache, "LastStep")
@@ -219,14 +249,8 @@ class LastStep(_Pool):
 class MeanPool(_Pool):
     """The mean over each sequence's valid steps: (B, F)."""
 
-    def forward(self, seq: Any, lengths: Any = None) -> np.ndarray:
-        seq, lengths = self._prepare(seq, lengths)
-        y = _core.mean_pool_forward(seq, lengths, self.batch_first)
-        T = seq.shape[1 if self.batch_first else 0]
-        self._cache = (lengths, T, seq.shape, seq.dtype) if self.training else None
-        return y
-
-    __call__ = forward
+    def _pool(self, seq: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
+        return _core.mean_pool_forward(seq, lengths, self.batch_first)
 
     def backward(self, grad: Any) -> np.ndarray:
         cache = _consumed(self._cache, "MeanPool")
@@ -250,6 +274,9 @@ class Dropout(Module):
 
     def _out_shape(self, shape: Shape) -> Shape:
         return shape
+
+    def _infer(self, x: Any) -> np.ndarray:
+        return as_real_array("x", x)
 
     def forward(self, x: Any) -> np.ndarray:
         x = as_real_array("x", x)

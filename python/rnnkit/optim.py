@@ -16,15 +16,22 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
-from .module import Module, check_int
+from .module import Module, check_bool, check_int, check_real, got, is_number
 
 
 def _check_nonneg(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return float(value)
+    return check_real(name, value, 0.0)
+
+
+def _check_betas(betas: Any) -> tuple[float, float]:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise TypeError(f"betas must be a tuple of two numbers in [0, 1), e.g. (0.9, 0.999), got {got(betas)}")
+    for i, b in enumerate(betas):
+        if not is_number(b):
+            raise TypeError(f"betas must be two numbers in [0, 1), got {betas!r}: betas[{i}] is {got(b)}")
+        if not 0.0 <= b < 1.0:  # NaN fails this too
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}: betas[{i}] = {b} is out of range")
+    return float(betas[0]), float(betas[1])
 
 
 class Optimizer:
@@ -38,7 +45,7 @@ class Optimizer:
 
     def _bind(self, model: Module) -> None:
         if not isinstance(model, Module):
-            raise TypeError(f"model must be an rnnkit module, got {type(model).__name__}")
+            raise TypeError(f"model must be an rnnkit module, got {got(model)}")
         if self._model is not model:
             if self._model is not None:
                 raise ValueError("this optimizer already updates another model; make one optimizer per model")
@@ -65,7 +72,7 @@ class SGD(Optimizer):
     def __init__(self, lr: float, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0) -> None:
         super().__init__(lr)
         self.momentum = _check_nonneg("momentum", momentum)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool("nesterov", nesterov)
         self.weight_decay = _check_nonneg("weight_decay", weight_decay)
         if self.nesterov and self.momentum == 0:
             raise ValueError("nesterov needs momentum > 0")
@@ -89,9 +96,7 @@ class Adam(Optimizer):
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
         super().__init__(lr)
-        if len(betas) != 2 or not all(0.0 <= float(b) < 1.0 for b in betas):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas}")
-        self.betas = (float(betas[0]), float(betas[1]))
+        self.betas = _check_betas(betas)
         self.eps = _check_nonneg("eps", eps)
         self.weight_decay = _check_nonneg("weight_decay", weight_decay)
 
@@ -138,7 +143,7 @@ def clip_grad_norm(model: Union[Module, Sequence[Module]], max_norm: float) -> f
 class _Scheduler:
     def __init__(self, optimizer: Optimizer) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be an rnnkit optimizer, got {type(optimizer).__name__}")
+            raise TypeError(f"optimizer must be an rnnkit optimizer (e.g. rk.SGD), got {got(optimizer)}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_epoch = 0
@@ -170,7 +175,7 @@ class CosineAnnealingLR(_Scheduler):
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0) -> None:
         super().__init__(optimizer)
         self.T_max = check_int("T_max", T_max, 1)
-        self.eta_min = float(eta_min)
+        self.eta_min = _check_nonneg("eta_min", eta_min)
 
     def _next_lr(self, lr: float) -> float:
         e, T, lo = self.last_epoch, self.T_max, self.eta_min

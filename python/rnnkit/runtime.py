@@ -25,17 +25,13 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
+from .module import check_dtype, check_int
 
 ModelFileError = _core.ModelFileError
 
 
 def _runtime_class(dtype: Any) -> Any:
-    dtype = np.dtype(dtype)
-    if dtype == np.float32:
-        return _core.Runtime32
-    if dtype == np.float64:
-        return _core.Runtime64
-    raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    return _core.Runtime32 if check_dtype(dtype) == np.float32 else _core.Runtime64
 
 
 def from_model(model: Any) -> Any:
@@ -46,9 +42,7 @@ def from_model(model: Any) -> Any:
 
 def stream(model: Any, batch: int = 1) -> Any:
     """A streaming runner over ``model`` for ``batch`` sequences (see the module's docstring)."""
-    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
-    return from_model(model).stream(int(batch))
+    return from_model(model).stream(check_int("batch", batch, 1))
 
 
 def load(path: Union[str, os.PathLike], dtype: Any = np.float32) -> Any:

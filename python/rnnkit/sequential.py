@@ -13,12 +13,13 @@ generation). Parameter names are PyTorch's ``nn.Sequential`` names, ``"1.weight_
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Optional
 
 import numpy as np
 
 from .layers import _RNNBase
-from .module import Module, check_int, shape_str
+from .module import Module, check_bool, check_int, got, shape_str
 from .nn import Embedding, _Pool
 
 
@@ -28,7 +29,24 @@ class Sequential(Module):
             raise ValueError("Sequential needs at least one layer")
         for i, layer in enumerate(layers):
             if not isinstance(layer, Module) or isinstance(layer, Sequential):
-                raise TypeError(f"layer {i} must be an rnnkit layer, got {type(layer).__name__}")
+                raise TypeError(f"layer {i} must be an rnnkit layer (not a Sequential), got {got(layer)}")
+        # A layer's parameter views move into this model's buffer, and its training cache is one
+        # slot: a layer twice would keep only one slot's values and cache, and a layer taken
+        # from a live Sequential would stop being that model's.
+        first: dict[int, int] = {}
+        for i, layer in enumerate(layers):
+            if id(layer) in first:
+                raise ValueError(
+                    f"layer {i} ({layer!r}) is the same object as layer {first[id(layer)]}: a layer can appear "
+                    "once in a Sequential (make another layer to repeat it)"
+                )
+            first[id(layer)] = i
+            owner = layer._owner() if layer._owner is not None else None
+            if owner is not None:
+                raise ValueError(
+                    f"layer {i} ({layer!r}) already belongs to another Sequential: a layer can belong to one "
+                    "Sequential, whose buffer holds its parameters (make a new layer, or copy its state_dict into one)"
+                )
         dtypes = {layer.dtype for layer in layers if layer.num_parameters()}
         if len(dtypes) > 1:
             raise ValueError(f"all layers must have the same dtype, got {sorted(d.name for d in dtypes)}")
@@ -51,6 +69,7 @@ class Sequential(Module):
             n = layer.num_parameters()
             flat[offset : offset + n] = layer._flat
             layer._bind(flat[offset : offset + n], grad[offset : offset + n])
+            layer._owner = weakref.ref(self)
             offset += n
         self._bind(flat, grad)
         self.train()
@@ -85,6 +104,16 @@ class Sequential(Module):
     # ---- forward / backward ---------------------------------------------------------
     def forward(self, x: Any, lengths: Any = None, state: Optional[list] = None,
                 return_state: bool = False) -> Any:
+        return self._run(x, lengths, state, return_state, False)
+
+    __call__ = forward
+
+    def _infer(self, x: Any, lengths: Any = None, state: Optional[list] = None, return_state: bool = False) -> Any:
+        return self._run(x, lengths, state, return_state, True)
+
+    def _run(self, x: Any, lengths: Any, state: Optional[list], return_state: bool, infer: bool) -> Any:
+        """Each layer in turn: its forward, or with ``infer`` its eval-mode forward that keeps and changes nothing."""
+        return_state = check_bool("return_state", return_state)
         recurrent = [layer for layer in self.layers if isinstance(layer, _RNNBase)]
         if state is not None and (not isinstance(state, (list, tuple)) or len(state) != len(recurrent)):
             raise ValueError(f"state must be a list with one entry per recurrent layer ({len(recurrent)}), "
@@ -94,18 +123,17 @@ class Sequential(Module):
         pooled = False
         for layer in self.layers:
             seq_lengths = None if pooled else lengths
+            call = layer._infer if infer else layer
             if isinstance(layer, _RNNBase):
                 start = None if state is None else state[len(states)]
-                h, final = layer(h, start, lengths=seq_lengths)
+                h, final = call(h, start, lengths=seq_lengths)
                 states.append(final)
             elif isinstance(layer, _Pool):
-                h = layer(h, lengths=seq_lengths)
+                h = call(h, lengths=seq_lengths)
                 pooled = True
             else:
-                h = layer(h)
+                h = call(h)
         return (h, states) if return_state else h
-
-    __call__ = forward
 
     def backward(self, grad: Any) -> Optional[np.ndarray]:
         """dL/dx (None when the first layer is an Embedding); accumulates every parameter gradient."""
@@ -118,24 +146,29 @@ class Sequential(Module):
         return g
 
     def predict(self, x: Any, lengths: Any = None, batch_size: int = 256) -> np.ndarray:
-        """Eval-mode forward in batches of ``batch_size`` along the batch axis; the mode is restored after."""
+        """Eval-mode forward in batches of ``batch_size`` along the batch axis.
+
+        The model's mode is not touched (not even for the call: another thread may be training or
+        predicting), and no layer's training cache changes: a backward after it still works.
+        """
         batch_size = check_int("batch_size", batch_size, 1)
         x = np.asarray(x)
         axis_in, axis_out = self._batch_axes()
         if x.ndim <= axis_in:
             raise ValueError(f"x has shape {shape_str(x.shape)}: it needs a batch axis (axis {axis_in})")
         n = x.shape[axis_in]
-        was_training = self.training
-        self.eval()
-        try:
-            outs = []
-            for i in range(0, n, batch_size):
-                idx = slice(i, min(i + batch_size, n))
-                xb = x[idx] if axis_in == 0 else x[:, idx]
-                lb = None if lengths is None else np.asarray(lengths)[idx]
-                outs.append(self.forward(xb, lengths=lb))
-        finally:
-            self.train(was_training)
+        if n == 0:
+            raise ValueError(f"x has shape {shape_str(x.shape)}: it has no samples (its batch axis {axis_in} is empty)")
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            if lengths.shape != (n,):
+                raise ValueError(f"lengths has shape {shape_str(lengths.shape)}, expected ({n},): one per sample of x")
+        outs = []
+        for i in range(0, n, batch_size):
+            idx = slice(i, min(i + batch_size, n))
+            xb = x[idx] if axis_in == 0 else x[:, idx]
+            lb = None if lengths is None else lengths[idx]
+            outs.append(self._infer(xb, lengths=lb))
         return np.concatenate(outs, axis=axis_out)
 
     def stream(self, batch: int = 1) -> Any:
