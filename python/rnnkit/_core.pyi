@@ -4,7 +4,7 @@ Arrays are C-contiguous and of exactly the stack's dtype (float32 or float64);
 ``rnnkit.layers`` converts and validates before calling in.
 """
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -118,6 +118,11 @@ def blas_library() -> str:
     """The BLAS library in use, '' for Eigen's own GEMM."""
 
 # ---- the embedded runtime (rnnkit/model.h): Runtime32 computes in float32, Runtime64 in float64 ----
+def architecture_table() -> dict[str, dict[str, Any]]:
+    """The layer classes a model file may hold (rnnkit/architecture.h):
+    {class: {"role", "options", "checks", "input"}}; each option {"key", "type", "required", "default",
+    "minimum", "maximum", "allowed", "summary"}, as far as its type has them."""
+
 class ModelFileError(ValueError):
     """A model file that cannot be used: missing, truncated, corrupt, foreign, another version, unknown layer."""
 

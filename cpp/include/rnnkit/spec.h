@@ -44,6 +44,7 @@ struct StackSpec {
   bool bidirectional = false;
   Index proj_size = 0;      // LSTM only
   bool reset_after = true;  // GRU only
+  bool peepholes = false;  // LSTM only
 
   Index gates() const {
     switch (cell) {
