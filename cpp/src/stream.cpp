@@ -141,11 +141,13 @@ using detail::Packet2;
 // over the groups backwards: a step then starts on the weights the step before
 // ended on, still in L1. That matters where the weights are a little larger
 // than L1 (hidden 64: 50-66 KiB), since the step is bound by how fast L2 streams them.
-template <class Cell, class Pk, class S>
+// Apart: the groups' registers are r, z, n_x, n_h (StepWeights::apart), a
+// template argument so that each instantiation holds one panel product.
+template <class Cell, class Pk, bool Apart, class S>
 void group_steps(const typename Layer<S>::StepWeights& w, Index H, Index P, Index K, const S* z, S* c, S* m, S* g,
                  detail::StepArgs<S>& a, bool backwards) {
   constexpr Index U = lanes_of<Pk>;
-  const bool gru = w.apart;  // no n_x in z's P h rows, no n_h in its x rows (Layer::StepWeights)
+  constexpr bool gru = Apart;  // no n_x in z's P h rows, no n_h in its x rows (Layer::StepWeights)
   const Index units = w.units, groups = (H + units - 1) / units;
   const Index size = (4 * K - (gru ? K - 1 : 0)) * U;  // a group's panel
   a.in.xg = g;
@@ -154,7 +156,7 @@ void group_steps(const typename Layer<S>::StepWeights& w, Index H, Index P, Inde
   for (Index i = 0; i < groups; ++i) {
     const Index u = backwards ? groups - 1 - i : i, n0 = u * units;
     const S* panel = w.groups.data() + u * size;
-    if (gru)
+    if constexpr (gru)
       detail::panel_times<4, 2, 3, Pk>(g, 4 * U, z, panel, 4 * U, K, false, P, P + 1);
     else
       detail::panel_times<4, -1, -1, Pk>(g, 4 * U, z, panel, 4 * U, K, false);
@@ -166,6 +168,15 @@ void group_steps(const typename Layer<S>::StepWeights& w, Index H, Index P, Inde
     Cell::forward(w.group_spec, a.w, a.range, a.in, a.out);
   }
   a.w.peep = peep;
+}
+
+template <class Cell, class Pk, class S>
+void group_steps_of(const typename Layer<S>::StepWeights& w, Index H, Index P, Index K, const S* z, S* c, S* m, S* g,
+                    detail::StepArgs<S>& a, bool backwards) {
+  if (w.apart)
+    group_steps<Cell, Pk, true>(w, H, P, K, z, c, m, g, a, backwards);
+  else
+    group_steps<Cell, Pk, false>(w, H, P, K, z, c, m, g, a, backwards);
 }
 
 // One step of one sub-layer, row by row: z = [h_{t-1}, 1, x_t], then the groups
@@ -189,11 +200,11 @@ void cell_step(const StackSpec& s, const DirParams& dp, const typename Layer<S>:
     S* c = has_c ? st.c.data() + r * H : nullptr;
     S* m = dp.w_hr >= 0 ? st.m.data() : h;  // h_{t-1} is in z: the cell may write h_t over it
     if (w.lanes == lanes_of<Packet0<S>>) {
-      group_steps<Cell, Packet0<S>>(w, H, P, K, z, c, m, g, a, backwards);
+      group_steps_of<Cell, Packet0<S>>(w, H, P, K, z, c, m, g, a, backwards);
     } else if (w.lanes == lanes_of<Packet1<S>>) {
-      group_steps<Cell, Packet1<S>>(w, H, P, K, z, c, m, g, a, backwards);
+      group_steps_of<Cell, Packet1<S>>(w, H, P, K, z, c, m, g, a, backwards);
     } else if (w.lanes == lanes_of<Packet2<S>>) {
-      group_steps<Cell, Packet2<S>>(w, H, P, K, z, c, m, g, a, backwards);
+      group_steps_of<Cell, Packet2<S>>(w, H, P, K, z, c, m, g, a, backwards);
     } else {
       a.in.xg = g, a.in.hg = g + H, a.in.hprev.base = z, a.out.c = c, a.out.m.base = m, a.range.u1 = -1;
       const Index np = Index(w.products.size());
