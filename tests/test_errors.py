@@ -182,6 +182,28 @@ def test_bad_lengths(setup, lengths, run_forward):
     assert_unchanged(m, snap)
 
 
+def test_every_entry_point_checks_lengths_with_one_message(rk):
+    """One check in C++ (packing.h's check_lengths), so one message, whichever way lengths come in."""
+    msg = "lengths[1] = 9 is out of range: each length must be in 1..5"
+    x = np.zeros((2, 5, 3), np.float32)
+    bad = np.array([5, 9])
+    seq = rk.Sequential(rk.LSTM(3, 4, batch_first=True), rk.LastStep(), rk.Linear(4, 2))
+    runs = {
+        "LSTM": lambda: rk.LSTM(3, 4, batch_first=True)(x, lengths=bad),
+        "Sequential": lambda: seq(x, lengths=bad),
+        "LastStep": lambda: rk.LastStep()(x, lengths=bad),
+        "runtime predict": lambda: rk.runtime.from_model(seq).predict(x, bad),
+        "_core.last_step_forward": lambda: rk._core.last_step_forward(x, bad, True, 1),
+        "_core.check_lengths": lambda: rk._core.check_lengths(bad, 5),
+    }
+    for name, run in runs.items():
+        with pytest.raises(ValueError) as e:
+            run()
+        assert str(e.value) == msg, name
+    with pytest.raises(ValueError, match=r"lengths\[0\] = 0 is out of range"):
+        rk.GRU(3, 4, batch_first=True)(x, lengths=np.array([0, 2], np.uint8))
+
+
 def test_failed_forward_keeps_the_previous_training_cache(setup, rng, make_module, run_forward, run_backward):
     """A failed call leaves the module as it was: the cache of the last good training
     forward is still there, and backward gives what it would have given."""

@@ -1,5 +1,5 @@
 // rnnkit._core: Linear, Embedding, LastStep and MeanPool forward/backward, for
-// float and double. rnnkit/nn.py flattens leading axes and validates shapes in
+// float and double, and check_lengths (packing.h's, for Python's as_lengths). rnnkit/nn.py flattens leading axes and validates shapes in
 // the caller's terms; the sizes are checked again here so that a wrong call
 // raises instead of reading out of bounds.
 
@@ -7,6 +7,7 @@
 
 #include "numpy.h"
 #include "rnnkit/layers.h"
+#include "rnnkit/packing.h"
 
 namespace rnnkit_py {
 
@@ -31,11 +32,7 @@ SeqLayout layout_of(const py::buffer_info& seq, bool batch_first, const std::opt
               batch_first ? Index(seq.shape[1]) : Index(seq.shape[0]), Index(seq.shape[2]), batch_first};
   if (lengths) {
     check_size(size_of(*lengths), s.B, "lengths");
-    const auto* l = lengths->data();
-    for (Index b = 0; b < s.B; ++b)
-      if (l[b] < 1 || l[b] > s.T)
-        throw py::value_error("lengths[" + std::to_string(b) + "] = " + std::to_string(l[b]) +
-                              " is out of range: each length must be in 1.." + std::to_string(s.T));
+    rnnkit::check_lengths(lengths->data(), s.B, s.T);
   }
   return s;
 }
@@ -131,6 +128,10 @@ void register_dtype(py::module_& m) {
 }  // namespace
 
 void register_layers(py::module_& m) {
+  m.def("check_lengths", [](const IntArray& lengths, Index steps) {
+    rnnkit::check_lengths(lengths.data(), size_of(lengths), steps);
+  }, py::arg("lengths").noconvert(), py::arg("steps"),
+  "Raise ValueError unless every length is in 1..steps (the check every entry point taking lengths makes).");
   register_dtype<float>(m);
   register_dtype<double>(m);
 }

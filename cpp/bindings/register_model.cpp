@@ -1,11 +1,14 @@
 // rnnkit._core.Runtime32 / Runtime64 and Stream32 / Stream64: the embedded C++
 // runtime (rnnkit/model.h) reachable from Python, for model.stream(batch) and
 // rk.runtime.load(path). ModelFileError becomes rnnkit._core.ModelFileError, a
-// ValueError; the GIL is released while the core computes.
+// ValueError; the GIL is released while the core computes. architecture_table()
+// is the table of layer classes the runtime reads (rnnkit/architecture.h), as
+// plain dicts and lists, for Python's loader to read the same.
 
 #include <pybind11/stl.h>
 
 #include "numpy.h"
+#include "rnnkit/architecture.h"
 #include "rnnkit/model.h"
 
 namespace rnnkit_py {
@@ -129,9 +132,68 @@ void register_dtype(py::module_& m, const char* model_name, const char* stream_n
       .def("stream", &Model::stream, py::arg("batch"));
 }
 
+// One option as a dict: key, type, default (absent when required), minimum / maximum
+// (Int and Number), allowed (String), summary.
+py::dict option_dict(const rnnkit::arch::Option& o) {
+  using rnnkit::arch::Type;
+  // in the enums' order
+  static const char* const types[] = {"bool", "int", "number", "string", "int_or_null"};
+  static const char* const shown[] = {"never", "positional", "always", "not_default"};
+  py::dict d;
+  d["key"] = o.key;
+  d["type"] = types[int(o.type)];
+  d["required"] = o.required;
+  if (!o.required) {
+    switch (o.type) {
+      case Type::Bool: d["default"] = o.default_number != 0; break;
+      case Type::Int: d["default"] = py::int_(std::int64_t(o.default_number)); break;
+      case Type::Number: d["default"] = o.default_number; break;
+      case Type::String: d["default"] = o.default_string; break;
+      case Type::IntOrNull: d["default"] = py::none(); break;
+    }
+  }
+  if (o.type == Type::Int || o.type == Type::IntOrNull) {
+    d["minimum"] = py::int_(std::int64_t(o.minimum));
+    d["maximum"] = py::int_(std::int64_t(o.maximum));
+  }
+  if (o.type == Type::Number) {
+    d["minimum"] = o.minimum;
+    d["maximum"] = o.maximum;  // exclusive
+  }
+  if (o.type == Type::String) d["allowed"] = o.allowed;
+  d["summary"] = shown[int(o.shown)];
+  return d;
+}
+
+py::dict architecture_table() {
+  using rnnkit::arch::CheckKind;
+  static const char* const roles[] = {"embedding", "recurrent", "linear", "pool", "dropout"};  // Role's order
+  py::dict table;
+  for (const rnnkit::arch::LayerClass& c : rnnkit::arch::table()) {
+    py::list options, checks;
+    for (const auto& o : c.options) options.append(option_dict(o));
+    for (const auto& k : c.checks) {
+      py::dict d;
+      d["kind"] = k.kind == CheckKind::SmallerThan ? "smaller_than" : "index_into";
+      d["option"] = k.option;
+      d["other"] = k.other;
+      checks.append(d);
+    }
+    py::dict d;
+    d["role"] = roles[int(c.role)];
+    d["options"] = options;
+    d["checks"] = checks;
+    d["input"] = c.input.empty() ? py::object(py::none()) : py::str(c.input);
+    table[py::str(c.name)] = d;
+  }
+  return table;
+}
+
 }  // namespace
 
 void register_model(py::module_& m) {
+  m.def("architecture_table", &architecture_table,
+        "The layer classes a model file may hold: {class: {role, options, checks, input}} (rnnkit/architecture.h).");
   py::register_exception<rnnkit::ModelFileError>(m, "ModelFileError", PyExc_ValueError);
   register_dtype<float>(m, "Runtime32", "Stream32");
   register_dtype<double>(m, "Runtime64", "Stream64");

@@ -5,6 +5,7 @@
 
 #include "model_layers.h"
 #include "rnnkit/layers.h"
+#include "rnnkit/packing.h"
 #include "rnnkit/stack.h"
 
 namespace rnnkit {
@@ -21,11 +22,7 @@ void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, In
   if (B < 1) throw std::invalid_argument("batch must be >= 1, got " + std::to_string(B));
   if (T < 1) throw std::invalid_argument("steps must be >= 1, got " + std::to_string(T));
   check_input(m, x, ids, y);
-  if (lengths)
-    for (Index b = 0; b < B; ++b)
-      if (lengths[b] < 1 || lengths[b] > T)
-        throw std::invalid_argument("lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
-                                    " is out of range: each length must be in 1.." + std::to_string(T));
+  if (lengths) check_lengths(lengths, B, T);
 
   std::vector<S> cur, next;
   const S* in = x;

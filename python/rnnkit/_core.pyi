@@ -4,7 +4,7 @@ Arrays are C-contiguous and of exactly the stack's dtype (float32 or float64);
 ``rnnkit.layers`` converts and validates before calling in.
 """
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -88,6 +88,9 @@ def last_step_forward(seq: np.ndarray, lengths: Optional[np.ndarray], batch_firs
 def last_step_backward(grad: np.ndarray, lengths: Optional[np.ndarray], batch_first: bool, directions: int, T: int) -> np.ndarray: ...
 def mean_pool_forward(seq: np.ndarray, lengths: Optional[np.ndarray], batch_first: bool) -> np.ndarray: ...
 def mean_pool_backward(grad: np.ndarray, lengths: Optional[np.ndarray], batch_first: bool, T: int) -> np.ndarray: ...
+def check_lengths(lengths: np.ndarray, steps: int) -> None:
+    """Raise ValueError unless every length (int64, C-contiguous) is in 1..steps: the check, and message,
+    of every entry point that takes lengths."""
 
 # ---- losses (rnnkit/losses.h): (loss, dL/dpred) ----
 def mse_loss(pred: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]: ...
@@ -116,6 +119,11 @@ def blas_library() -> str:
     """The BLAS library in use, '' for Eigen's own GEMM."""
 
 # ---- the embedded runtime (rnnkit/model.h): Runtime32 computes in float32, Runtime64 in float64 ----
+def architecture_table() -> dict[str, dict[str, Any]]:
+    """The layer classes a model file may hold (rnnkit/architecture.h):
+    {class: {"role", "options", "checks", "input"}}; each option {"key", "type", "required", "default",
+    "minimum", "maximum", "allowed", "summary"}, as far as its type has them."""
+
 class ModelFileError(ValueError):
     """A model file that cannot be used: missing, truncated, corrupt, foreign, another version, unknown layer."""
 

@@ -8,7 +8,8 @@ A model file is a safetensors file (the ``safetensors`` package, extra
     format_version  "1"
     architecture    JSON: {"class": "Sequential", "config": {"layers": [{"class": "LSTM", "config": {...}}, ...]}}
                     or a single layer {"class": "GRU", "config": {...}}; each config is the layer's
-                    constructor arguments (dtype as "float32"/"float64")
+                    constructor arguments (dtype as "float32"/"float64"), read against the
+                    C++ core's table of layers and options (rnnkit.architecture) by both loaders
     sha256          hex digest of every tensor's bytes, in sorted name order, so that a
                     corrupted file is detected rather than loaded
 
@@ -29,6 +30,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from . import architecture
 from .layers import GRU, LSTM, RNN
 from .module import Module
 from .nn import Dropout, Embedding, LastStep, Linear, MeanPool
@@ -67,11 +69,16 @@ def save(model: Module, path: Union[str, os.PathLike]) -> None:
         raise FileNotFoundError(f"cannot save to {path}: the folder {path.parent} does not exist")
     if path.is_dir():
         raise IsADirectoryError(f"cannot save to {path}: it is a folder")
+    arch = {"class": type(model).__name__, "config": model.get_config()}
+    try:  # refuse here what rk.load and the C++ runtime would refuse
+        architecture.read(arch)
+    except ValueError as e:
+        raise ValueError(f"cannot save this model: rk.load could not read it back: {e}") from None
     tensors = model.state_dict()
     metadata = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": json.dumps({"class": type(model).__name__, "config": model.get_config()}),
+        "architecture": json.dumps(arch),
         "sha256": _digest(tensors),
     }
     data = st.numpy.save(tensors, metadata=metadata)
@@ -124,17 +131,20 @@ def _write_unnamed_then_link(data: bytes, name: Path) -> bool:
 
 
 def _build(arch: Any) -> Module:
-    if not isinstance(arch, dict) or "class" not in arch or not isinstance(arch.get("config"), dict):
-        raise ValueError(f"architecture entry {arch!r} is not {{'class': ..., 'config': {{...}}}}")
-    name, config = arch["class"], arch["config"]
-    if name == "Sequential":
-        layers = config.get("layers")
-        if not isinstance(layers, list) or not layers:
-            raise ValueError("a Sequential architecture needs a non-empty 'layers' list")
-        return Sequential(*(_build(layer) for layer in layers))
-    if name not in _LAYERS:
-        raise ValueError(f"unknown layer {name!r}; known layers: {sorted(_LAYERS)}")
-    return _LAYERS[name](**config)
+    """The model an architecture describes, after the checks the C++ loader makes (architecture.read)."""
+    layers, sequential = architecture.read(arch)
+    modules = [_LAYERS[name](**config) for name, config in layers]
+    return Sequential(*modules) if sequential else modules[0]
+
+
+def _parse(text: str) -> Any:
+    """The architecture's JSON, read as the C++ reader reads it: strict JSON (no NaN or
+    Infinity), and an object's first value where a key repeats (the reader then refuses it)."""
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"the architecture is not valid JSON ({name} is not a JSON value)")
+
+    return json.loads(text, object_pairs_hook=architecture.object_pairs, parse_constant=refuse)
 
 
 def load(path: Union[str, os.PathLike]) -> Module:
@@ -157,8 +167,7 @@ def load(path: Union[str, os.PathLike]) -> Module:
     if metadata.get("sha256") != _digest(tensors):
         raise ValueError(f"{path} is corrupt: its tensors do not match the checksum in its metadata")
     try:
-        arch = json.loads(metadata["architecture"])
-        model = _build(arch)
+        model = _build(_parse(metadata["architecture"]))
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path} has an invalid architecture: {e}") from None
     model.load_state_dict(tensors)

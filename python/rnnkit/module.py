@@ -17,6 +17,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import _core
+
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Python objects held per named parameter tensor (its parameter and gradient views, its name, its
 # layout entry): a layer with millions of small tensors needs these too, not only the buffers.
@@ -152,11 +154,11 @@ def as_lengths(value: Any, batch: int, steps: int) -> Optional[np.ndarray]:
         raise TypeError(f"lengths must be an integer array, got dtype {lengths.dtype}")
     if lengths.shape != (batch,):
         raise ValueError(f"lengths has shape {shape_str(lengths.shape)}, expected ({batch},)")
-    bad = (lengths < 1) | (lengths > steps)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"lengths[{i}] = {int(lengths[i])} is out of range: each length must be in 1..{steps}")
-    return np.ascontiguousarray(lengths, dtype=np.int64)
+    if lengths.dtype == np.uint64:  # past int64's range is out of range anyway: keep it so through the cast
+        lengths = np.minimum(lengths, np.iinfo(np.int64).max)
+    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+    _core.check_lengths(lengths, steps)  # the range check and message every entry point shares (packing.h)
+    return lengths
 
 
 def shape_str(shape: tuple[int, ...]) -> str:

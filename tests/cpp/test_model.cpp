@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "model_helpers.h"
+#include "rnnkit/architecture.h"
 
 using namespace testing;
 using rnnkit::CellType;
@@ -274,7 +275,10 @@ TEST(unknown_layers_options_and_mismatched_tensors_are_refused) {
   const std::string& arch = rm.architecture;
   CHECK(contains(err(replace(arch, "\"Linear\"", "\"Conv1d\"")), "unknown layer \"Conv1d\""));
   CHECK(contains(err(replace(arch, "\"proj_size\"", "\"peephole\"")), "unknown option 'peephole'"));
-  CHECK(contains(err(replace(arch, "\"hidden_size\": 3", "\"hidden_size\": 4")), "the architecture needs (16, 2)"));
+  // sizes that fit together but not the tensors
+  const std::string wider = replace(replace(arch, "\"hidden_size\": 3", "\"hidden_size\": 4"), "\"in_features\": 3",
+                                    "\"in_features\": 4");
+  CHECK(contains(err(wider), "the architecture needs (16, 2)"));
   CHECK(contains(err(replace(arch, "\"in_features\": 3", "\"in_features\": 4")), "in_features is 4"));
   CHECK(contains(err(replace(arch, "\"hidden_size\": 3", "\"hidden_size\": -3")), "hidden_size"));
   CHECK(contains(err(arch.substr(0, arch.size() - 3)), "not valid JSON"));
@@ -287,6 +291,40 @@ TEST(unknown_layers_options_and_mismatched_tensors_are_refused) {
   refs = rm.refs();
   refs[0].dtype = "I32";
   CHECK(contains(err(arch, refs), "dtype I32"));
+}
+
+TEST(the_architecture_table_drives_the_reader_and_the_summary) {
+  namespace arch = rnnkit::arch;
+  std::string names;
+  for (const arch::LayerClass& c : arch::table()) names += c.name + " ";
+  CHECK(names == "Embedding RNN LSTM GRU Linear LastStep MeanPool Dropout ");
+  CHECK(arch::find("LSTM")->role == arch::Role::Recurrent && arch::find("Conv1d") == nullptr);
+
+  const auto rm = random_model({embedding(6, 2), recurrent(spec(CellType::LSTM, 2, 3, 2)), pool("LastStep"),
+                                {"Dropout", "\"p\": 0.25", {}}, linear(3, 2)}, 9);
+  CHECK(rm.model().summary() ==
+        "Embedding(6, 2)\nLSTM(2, 3, num_layers=2)\nLastStep()\nDropout(p=0.25)\nLinear(3, 2)\n");
+  auto err = [&](const std::string& a, const std::string& b) {
+    std::string s = rm.architecture;
+    s.replace(s.find(a), a.size(), b);
+    return error_of([&] { Model::from_tensors(s, rm.refs()); });
+  };
+  CHECK(contains(err("\"p\": 0.25", "\"p\": 1.5"), "layer 3 (Dropout): option 'p' must be in [0, 1), got 1.5"));
+  CHECK(contains(err("\"dropout\": 0.0", "\"dropout\": -1"), "option 'dropout' must be in [0, 1), got -1"));
+  CHECK(contains(err("\"num_layers\": 2", "\"num_layers\": 2.5"),
+                 "layer 1 (LSTM): option 'num_layers' must be a whole number >= 1, got 2.5"));
+  CHECK(contains(err("\"bias\": true, \"batch_first\"", "\"bias\": \"yes\", \"batch_first\""),
+                 "option 'bias' must be true or false, got \"yes\""));
+  CHECK(contains(err("\"padding_idx\": null", "\"padding_idx\": 6"),
+                 "layer 0 (Embedding): padding_idx must be in -6..5 (num_embeddings is 6), got 6"));
+  CHECK(contains(err("\"proj_size\": 0", "\"proj_size\": 3"), "proj_size must be smaller than hidden_size (3), got 3"));
+  CHECK(contains(err("\"hidden_size\": 3", "\"hidden_size\": 3, \"hidden_size\": 3"),
+                 "option 'hidden_size' is given twice"));
+  CHECK(contains(err("\"in_features\": 3, \"out_features\": 2, \"bias\": true, \"dtype\": \"float32\"",
+                     "\"in_features\": 3, \"out_features\": 2, \"bias\": true, \"dtype\": \"float64\""),
+                 "layer 4 (Linear(3, 2)): dtype \"float64\" differs"));
+  CHECK(contains(err("\"proj_size\": 0", "\"proj_size\": 0, \"peepholes\": 1"),
+                 "option 'peepholes' must be true or false, got 1"));
 }
 
 TEST(truncated_files_throw_at_every_length) {

@@ -120,7 +120,7 @@ inline P load_weights(const S* p) {
 //
 // Head >= 0: the panel's first k_head rows leave out register Head; Tail >= 0:
 // its rows from k_tail on leave out register Tail (such rows are ps - L wide,
-// the other registers in order). The streaming step's GRU groups (model.cpp)
+// the other registers in order). The streaming step's GRU groups (stream.cpp)
 // hold no zero blocks that way: the candidate's input part takes no h rows, its
 // recurrent part no x rows.
 template <int NP, int Head, int Tail, class P, class S, class W>

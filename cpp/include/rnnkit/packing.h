@@ -13,6 +13,7 @@
 // packed layout is the plain (T, B, ·) time-major layout.
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <numeric>
 #include <stdexcept>
@@ -22,6 +23,16 @@
 #include "config.h"
 
 namespace rnnkit {
+
+/// Throws std::invalid_argument unless every lengths[b], b < B, is in 1..T. Every entry point
+/// that takes lengths (the recurrent layers, pooling, Model::predict, Python's as_lengths)
+/// checks through this, so each says the same.
+inline void check_lengths(const std::int64_t* lengths, Index B, Index T) {
+  for (Index b = 0; b < B; ++b)
+    if (lengths[b] < 1 || lengths[b] > T)
+      throw std::invalid_argument("lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
+                                  " is out of range: each length must be in 1.." + std::to_string(T));
+}
 
 struct Packing {
   Index T = 0, B = 0;
@@ -39,10 +50,7 @@ struct Packing {
     if (B < 1) throw std::invalid_argument("batch size must be >= 1, got " + std::to_string(B));
     std::iota(order.begin(), order.end(), Index(0));
     if (lengths) {
-      for (Index b = 0; b < B; ++b)
-        if (lengths[b] < 1 || lengths[b] > T)
-          throw std::invalid_argument("lengths[" + std::to_string(b) + "] must be in 1.." + std::to_string(T) +
-                                      ", got " + std::to_string(lengths[b]));
+      check_lengths(lengths, B, T);
       std::stable_sort(order.begin(), order.end(),
                        [&](Index a, Index b) { return lengths[a] > lengths[b]; });
       for (Index b = 0; b < B; ++b) trivial = trivial && order[b] == b && lengths[b] == T;

@@ -1,0 +1,232 @@
+"""The architectures a model file may describe, read from the C++ core's own table.
+
+``TABLE`` is ``rnnkit._core.architecture_table()``, the table the C++ loader
+(``rnnkit::Model``, ``cpp/include/rnnkit/architecture.h``) reads::
+
+    {"LSTM": {"role": "recurrent", "input": "input_size",
+              "options": [{"key": "input_size", "type": "int", "required": True, "minimum": 1,
+                           "maximum": 10**12, "summary": "positional"},
+                          {"key": "num_layers", "type": "int", "required": False, "default": 1, ...},
+                          {"key": "dropout", "type": "number", "default": 0.0, "minimum": 0.0,
+                           "maximum": 1.0, "summary": "never"},   # minimum <= value < maximum
+                          {"key": "dtype", "type": "string", "default": "float32",
+                           "allowed": ["float32", "float64"], "summary": "never"}, ...],
+              "checks": [{"kind": "smaller_than", "option": "proj_size", "other": "hidden_size"}]},
+     "Embedding": ..., "RNN": ..., "GRU": ..., "Linear": ..., "LastStep": ..., "MeanPool": ..., "Dropout": ...}
+
+``read(arch)`` checks an architecture (the JSON object a model file holds)
+against it with the C++ loader's rules and in its words: each option's type and
+range, no option the table does not list, each class's checks, and how the
+layers fit together. So ``rk.load`` and ``rk.runtime.load`` accept and refuse the
+same files, and say the same thing about the ones they refuse; the one exception is a
+model that never says its input's size (a Dropout, LastStep or MeanPool alone, or a
+pooling layer first), which only Python can run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from . import _core
+
+TABLE: dict[str, dict[str, Any]] = _core.architecture_table()
+
+
+class _Object(dict):
+    """A JSON object as ``json.loads(..., object_pairs_hook=object_pairs)`` reads it:
+    the first value of each key (as the C++ reader takes it), and every pair in file order."""
+
+    pairs: list[tuple[str, Any]]
+
+
+def object_pairs(pairs: list[tuple[str, Any]]) -> _Object:
+    obj = _Object()
+    for key, value in pairs:
+        obj.setdefault(key, value)
+    obj.pairs = pairs
+    return obj
+
+
+def number_str(v: float) -> str:
+    """A number as the messages and summary lines write it: whole numbers in full, others to 6 digits."""
+    v = float(v)
+    if math.isfinite(v) and v == math.floor(v) and abs(v) < 1e15:
+        return str(int(v))
+    return f"{v:.6g}"
+
+
+def _quote(s: str) -> str:
+    """``s`` as a JSON string literal, escaped as the C++ reader's messages escape it."""
+    escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return '"' + "".join(escapes.get(c, f"\\u{ord(c):04x}" if ord(c) < 0x20 else c) for c in s) + '"'
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    return "a list" if isinstance(v, list) else "an object"
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _alternatives(allowed: list[str]) -> str:
+    quoted = [_quote(a) for a in allowed]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _refusal(opt: dict[str, Any], v: Any) -> str:
+    """Why ``v`` is not a value of option ``opt``, or "" when it is one."""
+    must = f"option '{opt['key']}' must be "
+    kind = opt["type"]
+    if isinstance(v, bool):
+        got = "true" if v else "false"
+    elif _is_number(v):
+        got = number_str(v)
+    elif isinstance(v, str):
+        got = _quote(v)
+    else:
+        got = _type_name(v)
+    whole = _is_number(v) and math.isfinite(v) and v == math.floor(v)
+    if kind == "bool" and not isinstance(v, bool):
+        return must + "true or false, got " + got
+    if kind == "int":
+        if not whole or v < opt["minimum"]:
+            return must + f"a whole number >= {number_str(opt['minimum'])}, got {got}"
+        if v > opt["maximum"]:
+            return must + f"a whole number <= {number_str(opt['maximum'])}, got {got}"
+    if kind == "int_or_null" and v is not None and (not whole or not opt["minimum"] <= v <= opt["maximum"]):
+        return must + "a whole number or null, got " + got
+    if kind == "number":
+        if not _is_number(v):
+            return must + "a number, got " + got
+        if not opt["minimum"] <= v < opt["maximum"]:
+            return must + f"in [{number_str(opt['minimum'])}, {number_str(opt['maximum'])}), got {got}"
+    if kind == "string":
+        if opt["allowed"] and v not in opt["allowed"]:
+            return must + _alternatives(opt["allowed"]) + ", got " + got
+        if not isinstance(v, str):
+            return must + "a string, got " + got
+    return ""
+
+
+def _literal(v: Any) -> str:
+    if v is None or isinstance(v, bool):
+        return repr(v)
+    return "'" + v + "'" if isinstance(v, str) else number_str(v)
+
+
+def summary(name: str, values: dict[str, Any]) -> str:
+    """The layer's summary line, as the C++ runtime's ``summary()`` writes it: ``LSTM(3, 8, num_layers=2)``."""
+    parts = []
+    for opt in TABLE[name]["options"]:
+        shown, value = opt["summary"], values[opt["key"]]
+        if shown == "never" or (shown == "not_default" and value == opt["default"]):
+            continue
+        parts.append(("" if shown == "positional" else opt["key"] + "=") + _literal(value))
+    return f"{name}({', '.join(parts)})"
+
+
+def read_config(entry: Any, index: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Layer ``index``'s class, every option's value (given or default) and the options given,
+    checked against the table; whole numbers written as 3.0 come back as ints."""
+    at = f"layer {index}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{at} is not an object")
+    name, cfg = entry.get("class"), entry.get("config")
+    if not isinstance(name, str) or not isinstance(cfg, dict):
+        raise ValueError(f'{at} needs a "class" name and a "config" object')
+    if name not in TABLE:
+        raise ValueError(f"{at} is an unknown layer {_quote(name)}; the layers are {', '.join(TABLE)}")
+    cls = TABLE[name]
+    where = f"{at} ({name})"
+    values: dict[str, Any] = {}
+    for opt in cls["options"]:
+        key = opt["key"]
+        if key not in cfg and opt["required"]:
+            raise ValueError(f"{where}: option '{key}' is missing")
+        value = cfg[key] if key in cfg else opt["default"]
+        why = _refusal(opt, value)
+        if why:
+            raise ValueError(f"{where}: {why}")
+        values[key] = int(value) if opt["type"] in ("int", "int_or_null") and value is not None else value
+    keys = [opt["key"] for opt in cls["options"]]
+    seen = set()
+    for key, _ in getattr(cfg, "pairs", cfg.items()):
+        if key not in keys:
+            raise ValueError(f"{where}: unknown option '{key}'; {name} takes {', '.join(keys)}")
+        if key in seen:
+            raise ValueError(f"{where}: option '{key}' is given twice")
+        seen.add(key)
+    for check in cls["checks"]:
+        option, other = check["option"], check["other"]
+        v, n = values[option], values[other]
+        if check["kind"] == "smaller_than" and v != 0 and v >= n:
+            raise ValueError(f"{where}: {option} must be smaller than {other} ({n}), got {v}")
+        if check["kind"] == "index_into" and v is not None and not -n <= v < n:
+            raise ValueError(f"{where}: {option} must be in {-n}..{n - 1} ({other} is {n}), got {v}")
+    return name, values, {key: values[key] for key in cfg}
+
+
+def read(arch: Any) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+    """The layers of an architecture as (class, the options given) and whether it is a
+    Sequential, after the C++ loader's checks: every layer's options, and how the layers fit
+    together (each layer's input is what the one before gives, an Embedding comes first, a
+    sequence is pooled at most once and nothing recurrent follows, the recurrent layers
+    share one batch_first and every layer one dtype). Raises ValueError saying what is wrong.
+
+    The C++ runtime also needs to know its input's size: it refuses a model with no layer that
+    has one (Dropout, LastStep or MeanPool alone) and a pooling layer before the first such
+    layer, which Python runs on whatever features it is given."""
+    if not isinstance(arch, dict) or not isinstance(arch.get("class"), str) or not isinstance(arch.get("config"), dict):
+        raise ValueError('the architecture must be {"class": ..., "config": {...}}')
+    sequential = arch["class"] == "Sequential"
+    entries = arch["config"].get("layers") if sequential else [arch]
+    if not isinstance(entries, list) or not entries:
+        raise ValueError('a Sequential architecture needs a non-empty "layers" list')
+    layers = []
+    features = -1  # features per row so far; -1 before the first sized layer
+    pooled = False
+    batch_first = dtype = None
+    for i, entry in enumerate(entries):
+        name, values, given = read_config(entry, i)
+        cls = TABLE[name]
+        role, where = cls["role"], f"layer {i} ({name})"
+        if cls["input"] and features >= 0 and features != values[cls["input"]]:
+            raise ValueError(f"{where}: {cls['input']} is {values[cls['input']]} but the layer before gives "
+                             f"{features} features")
+        if role == "embedding" and i != 0:
+            raise ValueError(f"{where}: an Embedding must be the first layer")
+        at = f"layer {i} ({summary(name, values)})"
+        if role == "recurrent":
+            if pooled:
+                raise ValueError(f"{at}: a recurrent layer cannot follow LastStep or MeanPool")
+            if batch_first is not None and values["batch_first"] != batch_first:
+                raise ValueError(f"{at}: the recurrent layers disagree on batch_first, so the Python model feeds one "
+                                 "layer's time axis to the next as its batch axis; refusing to guess")
+            batch_first = values["batch_first"]
+        if role == "pool":
+            if pooled:
+                raise ValueError(f"{at}: the sequence is already pooled")
+            pooled = True
+        if "dtype" in values:
+            if dtype is not None and values["dtype"] != dtype:
+                raise ValueError(f"{at}: dtype {_quote(values['dtype'])} differs from the layers' before it "
+                                 f"({_quote(dtype)}): a model has one dtype")
+            dtype = values["dtype"]
+        if role == "recurrent":
+            features = (2 if values["bidirectional"] else 1) * (values.get("proj_size") or values["hidden_size"])
+        elif role == "embedding":
+            features = values["embedding_dim"]
+        elif role == "linear":
+            features = values["out_features"]
+        layers.append((name, given))
+    return layers, sequential
