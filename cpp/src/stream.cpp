@@ -221,14 +221,11 @@ void cell_step(const StackSpec& s, const DirParams& dp, const typename Layer<S>:
 template <class S>
 void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S>>& subs, Index B, bool backwards) {
   const StackSpec& s = L.spec;
-  with_cell(s, [&](auto cell) {
-    using Cell = decltype(cell);
-    for (Index l = 0; l < s.num_layers; ++l) {
-      const auto& w = L.step[std::size_t(l)];
-      cell_step<Cell>(s, w.dp, w, x, subs[std::size_t(l)], B, backwards);
-      x = subs[std::size_t(l)].h.data();
-    }
-  });
+  for (Index l = 0; l < s.num_layers; ++l) {
+    const auto& w = L.step[std::size_t(l)];
+    with_cell(s, [&](auto cell) { cell_step<decltype(cell)>(s, w.dp, w, x, subs[std::size_t(l)], B, backwards); });
+    x = subs[std::size_t(l)].h.data();
+  }
 }
 
 template <class S, class Id>
