@@ -55,6 +55,12 @@ class BasicModel {
   /// `what` names the source in its messages.
   static BasicModel from_tensors(const std::string& architecture_json, const std::vector<TensorRef>& tensors,
                                  const std::string& what = "model");
+  /// The checks from_tensors makes before it allocates or reads anything: the architecture,
+  /// and each tensor's name, shape and dtype against it (`data` may be null). Throws
+  /// ModelFileError as from_tensors does; passing them, from_tensors can still refuse a
+  /// NaN or infinite value.
+  static void check_tensors(const std::string& architecture_json, const std::vector<TensorRef>& tensors,
+                            const std::string& what = "model");
 
   bool takes_ids() const;      // the first layer is an Embedding: inputs are token ids
   Index vocab_size() const;    // token ids run 0..vocab_size()-1 (the Embedding's rows); 0 for float input
