@@ -389,7 +389,7 @@ TEST(every_bit_flipped_in_a_version_2_file_is_refused) {
   std::remove(path.c_str());
 }
 
-TEST(version_1_files_load_and_other_versions_are_refused) {
+TEST(version_1_files_load_and_other_versions_and_folders_are_refused) {
   const std::string dir = RNNKIT_TEST_DATA;
   // written by rk.save before version 2
   CHECK(TensorFile::read(dir + "/lstm_proj_per_step.safetensors").metadata().at("format_version") == "1");
@@ -404,6 +404,8 @@ TEST(version_1_files_load_and_other_versions_are_refused) {
   rnnkit::write_safetensors(path, {{"w", "F32", {2}, w}}, {{"format", "rnnkit"}, {"format_version", "2"}});
   CHECK(contains(error_of([&] { Model::load(path); }), "no architecture in the metadata"));
   std::remove(path.c_str());
+  // a folder opens as a stream, with a size that means nothing
+  CHECK(contains(error_of([] { Model::load("."); }), ".: not a regular file"));
 }
 
 // ---- the layout the checks rely on ------------------------------------------------------
