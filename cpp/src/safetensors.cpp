@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -58,6 +59,11 @@ std::size_t dtype_size(const std::string& dtype) {
 }
 
 TensorFile TensorFile::read(const std::string& path) {
+  // A folder or a device opens as a stream too, with a size that means nothing.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    fail(path, "not a regular file (a folder or a device?)");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open the model file (" + std::string(std::strerror(errno)) + ")");
   in.seekg(0, std::ios::end);
