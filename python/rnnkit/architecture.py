@@ -175,9 +175,10 @@ def read(arch: Any) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
 def read_layers(arch: Any) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], bool]:
     """The layers of an architecture as (class, every option's value, the options given) and
     whether it is a Sequential, after the C++ loader's checks: every layer's options, no key
-    the readers do not know, and how the layers fit together (each layer's input is what the one before gives, an Embedding comes first, a
-    sequence is pooled at most once and nothing recurrent follows, the recurrent layers
-    share one batch_first and every layer one dtype). Raises ValueError saying what is wrong.
+    the readers do not know, and how the layers fit together (each layer's input is what the
+    one before gives, an Embedding comes first, a sequence is pooled at most once and nothing
+    recurrent follows, the recurrent layers share one batch_first and every layer one dtype).
+    Raises ValueError saying what is wrong.
 
     The C++ runtime also needs to know its input's size: it refuses a model with no layer that
     has one (Dropout, LastStep or MeanPool alone) and a pooling layer before the first such

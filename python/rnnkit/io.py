@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def _safetensors() -> Any:
 
 
 # A tensor as the checksum sees it: name, safetensors dtype ("F32"), shape, its bytes as stored.
-_Entry = tuple[str, str, tuple[int, ...], bytes]
+_Entry = tuple[str, str, tuple[int, ...], Union[bytes, memoryview]]
 _CODES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
 
 
@@ -61,7 +61,7 @@ def _u64(v: int) -> bytes:
     return v.to_bytes(8, "little")
 
 
-def _digest(entries: list[_Entry], architecture_json: str, version: str = FORMAT_VERSION) -> str:
+def _digest(entries: Sequence[_Entry], architecture_json: str, version: str = FORMAT_VERSION) -> str:
     """The file's sha256 (C++: model.cpp's digest). Version 2, in this order, every integer u64
     little-endian and every string UTF-8 after its length in bytes: the number of tensors; for each
     tensor in name order (bytewise, which is code point order), its name, dtype, rank then each
@@ -87,7 +87,7 @@ def _digest(entries: list[_Entry], architecture_json: str, version: str = FORMAT
 
 def _entries(tensors: dict[str, np.ndarray]) -> list[_Entry]:
     """A state_dict's tensors as rk.save writes them (little-endian, C order)."""
-    out = []
+    out: list[_Entry] = []
     for name, a in tensors.items():
         a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
         out.append((name, _CODES[a.dtype.newbyteorder("=")], tuple(a.shape), a.tobytes()))
@@ -249,8 +249,8 @@ def load(path: Union[str, os.PathLike]) -> Module:
     if "architecture" not in metadata:
         raise ValueError(f"{path}: no architecture in the metadata")
     infos = {name: (e["dtype"], tuple(e["shape"])) for name, e in header.items() if name != "__metadata__"}
-    start = 8 + n
-    entries = [(name, e["dtype"], tuple(e["shape"]), data[start + e["data_offsets"][0]:start + e["data_offsets"][1]])
+    start, view = 8 + n, memoryview(data)  # slices of a view: no copy of the tensors' bytes
+    entries = [(name, e["dtype"], tuple(e["shape"]), view[start + e["data_offsets"][0]:start + e["data_offsets"][1]])
                for name, e in header.items() if name != "__metadata__"]
     if metadata.get("sha256") != _digest(entries, metadata["architecture"], version):
         raise ValueError(f"{path} is corrupt: the tensors or the architecture do not match the sha256 checksum in "

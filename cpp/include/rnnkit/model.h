@@ -44,9 +44,11 @@ class BasicStream;
 template <class S>
 class BasicModel {
  public:
-  /// Read a model file written by rk.save. Throws ModelFileError when the file is
-  /// missing, truncated, corrupt (checksum), not an rnnkit model, of another format
-  /// version, or describes a layer or option this runtime does not know.
+  /// Read a model file written by rk.save (format version 2, or 1). Throws ModelFileError
+  /// when the file is missing, truncated, corrupt (checksum), not an rnnkit model, of
+  /// another format version, describes a layer or option this runtime does not know, holds
+  /// other tensors than its architecture needs, or a NaN or infinite weight. Nothing is
+  /// allocated from the architecture before it is checked against the tensors present.
   static BasicModel load(const std::string& path);
 
   /// Build from an architecture (the JSON rk.save writes in the metadata) and its
@@ -96,7 +98,9 @@ class BasicStream {
   /// One time step for every sequence of the batch: x_t (batch, input_size), or token
   /// ids (batch); y_t (batch, output_size) gets the head's output for this step (with
   /// LastStep: the output as if the sequences ended here; MeanPool: the mean so far).
-  /// Allocates nothing and takes no locks; runs on the calling thread only.
+  /// Allocates nothing and takes no locks; runs on the calling thread only. Throws
+  /// std::invalid_argument, the state left as it was, for a NaN in x_t (the state would
+  /// carry it into every later step) or a token id out of range.
   void step(const S* x_t, S* y_t);
   void step(const std::int64_t* ids_t, S* y_t);
   /// Back to the zero state, as at creation.
