@@ -566,6 +566,8 @@ BINDING_CASES: dict[str, tuple[str, str, str]] = {
     "step_ids_uint64_past_int64": ("ids.stream(1).step(np.array([2**63], np.uint64))", "ValueError", "out of range"),
     "step_ids_wrong_shape": ("ids.stream(2).step([[1], [2]])", "ValueError",
                              "x_t has shape (2, 1), expected (batch,) token ids = (2,)"),
+    "step_after_the_runtime_is_gone": ("s = R.from_tensors(A, T).stream(2); import gc; gc.collect(); "
+                                       "same(s.step(x[:, 0]), r.stream(2).step(x[:, 0]))", "ok", ""),
     "step_after_reset": ("s = r.stream(2); a = s.step(x[:, 0]); s.step(x[:, 1]); s.reset(); same(s.step(x[:, 0]), a)",
                          "ok", ""),
     # load
@@ -590,7 +592,8 @@ def test_binding_entry_points_refuse_bad_input_clearly(binding_outcomes: dict[st
 
 
 def test_from_tensors_with_a_ragged_list_does_not_crash() -> None:
-    """The reported crash itself, alone in its own process (the sweep above runs it among others)."""
+    """py::array::ensure's null result for a ragged list, alone in its own process (the sweep above
+    runs it among others)."""
     out = child("print(outcome(lambda: rk._core.Runtime32.from_tensors('{}', {'w': [[1.0], [1.0, 2.0]]})))")
     assert "ValueError" in out and "tensor 'w' is not an array of numbers" in out
 
@@ -603,9 +606,10 @@ HUGE = ["num_layers_1e9", "num_layers_2_31", "num_layers_1e12", "hidden_12000", 
 
 @pytest.mark.parametrize("name", HUGE)
 def test_a_huge_architecture_is_refused_at_once_without_allocating(tmp_path: Path, name: str) -> None:
-    """A few KB claiming 2^31 layers hung both loaders; one claiming GRU hidden 12000 drove the
-    runtime to 1.68 GiB and rk.load to MemoryError. Now both refuse in well under a second, in
-    a process whose whole address space is 1 GiB (the model as saved loads there: the control)."""
+    """A few KB claiming 2^31 layers, or a GRU hidden size of 12000, must neither hang a loader
+    nor have it allocate what the architecture claims: both refuse in well under a second, in a
+    process whose whole address space is 1 GiB (test_the_memory_limit_lets_a_real_model_load is
+    the control)."""
     make, expected = FIXTURES[name]
     path = tmp_path / "huge.safetensors"
     path.write_bytes(make())
@@ -647,8 +651,8 @@ def test_rk_save_writes_version_2_with_the_documented_checksum(base: str) -> Non
 
 def test_the_checksum_covers_what_decides_the_model(results: dict[str, dict[str, str]]) -> None:
     """Edits that keep the file's structure (a dtype, a shape, an option, a pooling layer, a name)
-    used to load silently; without a recomputed checksum they are refused, and with one (the
-    architecture's reader then sees them) they load as the model they now describe."""
+    are refused without a recomputed checksum; with one (the architecture's reader then sees
+    them) they load as the model they now describe."""
     unsigned = [n for n in FIXTURES if n.endswith("_unsigned") and n.startswith(("dtype", "shape", "reset", "tanh",
                                                                                   "last", "batch", "tensor", "peep"))]
     assert len(unsigned) >= 7

@@ -3,9 +3,9 @@
 // rk.runtime.load(path). ModelFileError becomes rnnkit._core.ModelFileError, a
 // ValueError; the GIL is released while the core computes. Every argument is
 // checked here or in the core, whatever Python passes: inputs are converted as
-// np.asarray converts them, and what is not an array of numbers is refused by name. architecture_table()
-// is the table of layer classes the runtime reads (rnnkit/architecture.h), as
-// plain dicts and lists, for Python's loader to read the same.
+// np.asarray converts them, and what is not an array of numbers is refused by
+// name. architecture_table() is the table of layer classes the runtime reads
+// (rnnkit/architecture.h), as plain dicts and lists, for Python's loader to read the same.
 
 #include <pybind11/stl.h>
 

@@ -364,8 +364,8 @@ TEST(save_model_writes_version_2_with_the_documented_checksum) {
 }
 
 TEST(every_bit_flipped_in_a_version_2_file_is_refused) {
-  // Version 1 missed flips in the architecture (a dropout digit, a key's case): version 2's
-  // checksum covers it, so no single flipped bit anywhere leaves a loadable file.
+  // Version 2's checksum covers the architecture too (version 1's lets a flipped dropout
+  // digit through), so no single flipped bit anywhere leaves a loadable file.
   const auto rm = random_model({embedding(6, 3), recurrent(spec(CellType::GRU, 3, 4)), pool("LastStep"),
                                 linear(4, 2)}, 4);
   const std::string path = "test_files_flip.safetensors";
