@@ -197,9 +197,9 @@ def test_stream_refuses_bad_input_with_clear_errors() -> None:
     with pytest.raises(ValueError, match="batch"):
         MODELS["gru"].stream(0)
     s = MODELS["gru"].stream(2)
-    with pytest.raises(ValueError, match=r"x has shape \(2, 3\), expected \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"x_t has shape \(2, 3\), expected \(batch, input_size\) = \(2, 4\)"):
         s.step(np.zeros((2, 3), np.float32))
-    with pytest.raises(TypeError, match="x must be a real array"):
+    with pytest.raises(TypeError, match="x_t must be real numbers"):
         s.step(np.array([["a"] * 4] * 2))
     e = MODELS["embedding_lstm_last"].stream(2)
     with pytest.raises(TypeError, match="token ids"):

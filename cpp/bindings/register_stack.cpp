@@ -157,6 +157,16 @@ void register_stack(py::module_& m) {
            py::arg("bias") = true, py::arg("bidirectional") = false, py::arg("proj_size") = 0,
            py::arg("reset_after") = true, py::arg("peepholes") = false)
       .def_property_readonly("num_params", &StackSpec::num_params)
+      .def_property_readonly("num_tensors", &StackSpec::num_tensors,
+                             "len(param_layout()), in closed form: nothing is listed or allocated.")
+      .def("param_shapes", [](const StackSpec& s) {
+        py::list out;
+        for (const auto& p : s.param_shapes())
+          out.append(py::make_tuple(p.name, p.cols ? py::tuple(py::make_tuple(p.rows, p.cols))
+                                                   : py::tuple(py::make_tuple(p.rows))));
+        return out;
+      }, "[(name, shape)] of every parameter, in buffer order, with no product of sizes formed "
+         "(for sizes whose buffer would not fit).")
       .def("param_layout", [](const StackSpec& s) {
         py::list out;
         for (const auto& p : s.param_layout()) {

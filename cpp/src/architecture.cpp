@@ -10,6 +10,8 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <set>
 
 #include "json.h"
@@ -224,6 +226,20 @@ struct LayerConfig {
   }
 };
 
+// Refuse a key of `obj` other than `keys`: what this reader would ignore could be meant
+// to change the model (a reader that knows it would compute something else).
+void only_keys(const Value& obj, std::initializer_list<const char*> keys, const std::string& where) {
+  for (const auto& kv : obj.object) {
+    bool known = false;
+    std::string list;
+    for (const char* k : keys) {
+      known = known || kv.first == k;
+      list += (list.empty() ? "" : " and ") + json::quote(k);
+    }
+    if (!known) throw ModelFileError(where + " has an unknown key " + json::quote(kv.first) + "; it takes " + list);
+  }
+}
+
 // The class and options of layer `index`, checked against the table: each option's
 // type and range, no option the table does not list, the class's checks across options.
 LayerConfig read_config(const Value& entry, Index index, const std::string& what) {
@@ -233,6 +249,7 @@ LayerConfig read_config(const Value& entry, Index index, const std::string& what
   const Value* cfg = entry.find("config");
   if (!cls || !cls->is(Value::Type::String) || !cfg || !cfg->is(Value::Type::Object))
     throw ModelFileError(what + ": " + at + " needs a \"class\" name and a \"config\" object");
+  only_keys(entry, {"class", "config"}, what + ": " + at);
   LayerConfig c;
   c.cls = arch::find(cls->string);
   if (!c.cls) {
@@ -250,8 +267,7 @@ LayerConfig read_config(const Value& entry, Index index, const std::string& what
     const std::string why = refusal(o, c.values.back());
     if (!why.empty()) c.fail(why);
   }
-  std::set<std::string> seen;
-  for (const auto& kv : cfg->object) {
+  for (const auto& kv : cfg->object) {  // each key once: the JSON reader refuses a repeated one
     bool known = false;
     for (const arch::Option& o : c.cls->options) known = known || o.key == kv.first;
     if (!known) {
@@ -259,7 +275,6 @@ LayerConfig read_config(const Value& entry, Index index, const std::string& what
       for (const arch::Option& o : c.cls->options) keys += (keys.empty() ? "" : ", ") + o.key;
       c.fail("unknown option '" + kv.first + "'; " + c.cls->name + " takes " + keys);
     }
-    if (!seen.insert(kv.first).second) c.fail("option '" + kv.first + "' is given twice");
   }
   for (const arch::Check& k : c.cls->checks) {
     const Value& v = c.get(k.option);
@@ -279,39 +294,6 @@ LayerConfig read_config(const Value& entry, Index index, const std::string& what
   }
   return c;
 }
-
-// Tensors by name, each used at most once.
-struct TensorTable {
-  const std::vector<TensorRef>& refs;
-  const std::string& what;
-  std::set<std::string> used;
-
-  template <class S>
-  void take(const std::string& name, const std::vector<Index>& shape, S* dst) {
-    const TensorRef* t = nullptr;
-    for (const TensorRef& r : refs)
-      if (r.name == name) t = &r;
-    if (!t) throw ModelFileError(what + ": tensor '" + name + "' is missing");
-    if (t->shape != shape) {
-      auto str = [](const std::vector<Index>& s) {
-        std::string o = "(";
-        for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-        return o + (s.size() == 1 ? ",)" : ")");
-      };
-      throw ModelFileError(what + ": tensor '" + name + "' has shape " + str(t->shape) + ", the architecture needs " +
-                           str(shape));
-    }
-    Index n = 1;
-    for (Index d : shape) n *= d;
-    if (!read_floats(t->dtype, t->data, n, dst))
-      throw ModelFileError(what + ": tensor '" + name + "' has dtype " + t->dtype + ", expected F32 or F64");
-    used.insert(name);
-  }
-  void finish() const {
-    for (const TensorRef& r : refs)
-      if (!used.count(r.name)) throw ModelFileError(what + ": tensor '" + r.name + "' belongs to no layer");
-  }
-};
 
 // The stack a recurrent layer's options describe.
 StackSpec stack_spec(const LayerConfig& c) {
@@ -335,10 +317,130 @@ StackSpec stack_spec(const LayerConfig& c) {
   return s;
 }
 
-// The layer `c` describes, with its tensors taken from the file; `features`: what
-// the layer before gives per row (read_layers has checked that the two fit).
+// "(3, 4)", "(4,)", "()": a shape as Python writes a tuple.
+std::string shape_str(const std::vector<Index>& s) {
+  std::string o = "(";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + (s.size() == 1 ? ",)" : ")");
+}
+
+// A tensor a layer needs.
+struct Needed {
+  std::string name;  // with the layer's prefix: "1.weight_ih_l0"
+  std::vector<Index> shape;
+};
+
+// How many tensors the layer needs, in closed form: a file claiming 2^31 layers is
+// refused on this count, before anything is listed or allocated for them.
+Index tensor_count(const LayerConfig& c) {
+  switch (c.cls->role) {
+    case arch::Role::Recurrent: return stack_spec(c).num_tensors();
+    case arch::Role::Embedding: return 1;
+    case arch::Role::Linear: return c.boolean("bias") ? 2 : 1;
+    case arch::Role::Pool:
+    case arch::Role::Dropout: return 0;
+  }
+  return 0;
+}
+
+// The tensors the layer needs, in the order its buffer holds them. Only asked for once
+// tensor_count() is within the file's tensors, so the list is as long as the file's.
+std::vector<Needed> needed_tensors(const LayerConfig& c, const std::string& prefix) {
+  std::vector<Needed> out;
+  switch (c.cls->role) {
+    case arch::Role::Recurrent:
+      for (const ParamInfo& p : stack_spec(c).param_shapes())
+        out.push_back({prefix + p.name, p.cols ? std::vector<Index>{p.rows, p.cols} : std::vector<Index>{p.rows}});
+      break;
+    case arch::Role::Embedding:
+      out.push_back({prefix + "weight", {c.integer("num_embeddings"), c.integer("embedding_dim")}});
+      break;
+    case arch::Role::Linear:
+      out.push_back({prefix + "weight", {c.integer("out_features"), c.integer("in_features")}});
+      if (c.boolean("bias")) out.push_back({prefix + "bias", {c.integer("out_features")}});
+      break;
+    case arch::Role::Pool:
+    case arch::Role::Dropout: break;
+  }
+  return out;
+}
+
+// The file's tensors by name, checked against what the layers need before any is
+// copied (check), then copied one by one into the layers' buffers (copy).
+struct TensorTable {
+  const std::string& what;
+  std::map<std::string, const TensorRef*> by_name;
+  bool float32 = false;  // values must be finite in float32: the model's dtype, or the runtime's
+
+  TensorTable(const std::vector<TensorRef>& refs, const std::string& what_) : what(what_) {
+    for (const TensorRef& r : refs)
+      if (!by_name.emplace(r.name, &r).second) throw ModelFileError(what + ": tensor '" + r.name + "' is given twice");
+  }
+
+  // Every tensor needed is there, with its shape and a floating-point dtype, and the file
+  // holds no other. Reads no tensor's data; after it each tensor's size is the file's.
+  void check(const std::vector<LayerConfig>& configs, const std::vector<std::string>& prefixes) const {
+    const Index have = Index(by_name.size());
+    Index total = 0;  // at most have + a layer's count: no overflow
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+      const Index count = tensor_count(configs[i]);
+      total += count;
+      if (total > have)
+        throw ModelFileError(what + ": layer " + std::to_string(i) + " (" + configs[i].summary() + ") needs " +
+                             std::to_string(count) + " tensors" +
+                             (total > count ? ", " + std::to_string(total) + " with the layers before it" : "") +
+                             "; the file has " + std::to_string(have));
+    }
+    std::set<std::string> used;
+    for (std::size_t i = 0; i < configs.size(); ++i)
+      for (const Needed& n : needed_tensors(configs[i], prefixes[i])) {
+        const auto it = by_name.find(n.name);
+        if (it == by_name.end()) throw ModelFileError(what + ": tensor '" + n.name + "' is missing");
+        const TensorRef& t = *it->second;
+        if (t.shape != n.shape)
+          throw ModelFileError(what + ": tensor '" + n.name + "' has shape " + shape_str(t.shape) +
+                               ", the architecture needs " + shape_str(n.shape));
+        if (t.dtype != "F32" && t.dtype != "F64")
+          throw ModelFileError(what + ": tensor '" + n.name + "' has dtype " + t.dtype + ", expected F32 or F64");
+        used.insert(n.name);
+      }
+    for (const auto& [name, t] : by_name)
+      if (!used.count(name)) throw ModelFileError(what + ": tensor '" + name + "' belongs to no layer");
+  }
+
+  // Tensor `name` (checked) converted into dst, once every value is finite: NaN or
+  // infinity in a weight makes every output NaN, and a float64 value past float32's
+  // range would become one in float32.
+  template <class S>
+  void copy(const std::string& name, S* dst) const {
+    const TensorRef& t = *by_name.at(name);
+    Index n = 1;
+    for (Index d : t.shape) n *= d;
+    const auto* bytes = static_cast<const unsigned char*>(t.data);
+    for (Index i = 0; i < n; ++i) {
+      double v;
+      if (t.dtype == "F32") {
+        float f;
+        std::memcpy(&f, bytes + 4 * i, 4);  // the bytes need not be aligned
+        v = f;
+      } else {
+        std::memcpy(&v, bytes + 8 * i, 8);
+      }
+      if (!std::isfinite(v))
+        throw ModelFileError(what + ": tensor '" + name + "' has a NaN or infinite value (element " +
+                             std::to_string(i) + ")");
+      if (float32 && !std::isfinite(float(v)))
+        throw ModelFileError(what + ": tensor '" + name + "' has a value beyond float32's range (element " +
+                             std::to_string(i) + ")");
+    }
+    read_floats(t.dtype, t.data, n, dst);
+  }
+};
+
+// The layer `c` describes, with its tensors copied from the table (checked);
+// `features`: what the layer before gives per row (read_layers has checked that the two fit).
 template <class S>
-Layer<S> make_layer(const LayerConfig& c, const std::string& prefix, Index features, TensorTable& tensors) {
+Layer<S> make_layer(const LayerConfig& c, const std::string& prefix, Index features, const TensorTable& tensors) {
   Layer<S> L;
   L.summary = c.summary();
   switch (c.cls->role) {
@@ -349,12 +451,8 @@ Layer<S> make_layer(const LayerConfig& c, const std::string& prefix, Index featu
       L.batch_first = c.boolean("batch_first");
       L.in = s.input_size;
       L.out = s.directions() * s.out_size();
-      const auto layout = s.param_layout();
       L.params.resize(std::size_t(s.num_params()));
-      for (const ParamInfo& p : layout) {
-        std::vector<Index> shape = p.cols ? std::vector<Index>{p.rows, p.cols} : std::vector<Index>{p.rows};
-        tensors.take(prefix + p.name, shape, L.params.data() + p.offset);
-      }
+      for (const ParamInfo& p : s.param_layout()) tensors.copy(prefix + p.name, L.params.data() + p.offset);
       if (!s.bidirectional)
         for (Index l = 0; l < s.num_layers; ++l) L.step.push_back(step_weights(s, L.params.data(), l));
       break;
@@ -364,7 +462,7 @@ Layer<S> make_layer(const LayerConfig& c, const std::string& prefix, Index featu
       L.in = c.integer("num_embeddings");
       L.out = c.integer("embedding_dim");
       L.params.resize(std::size_t(L.in * L.out));
-      tensors.take(prefix + "weight", {L.in, L.out}, L.params.data());
+      tensors.copy(prefix + "weight", L.params.data());
       break;
     case arch::Role::Linear:
       L.kind = Kind::Linear;
@@ -372,8 +470,8 @@ Layer<S> make_layer(const LayerConfig& c, const std::string& prefix, Index featu
       L.out = c.integer("out_features");
       L.bias = c.boolean("bias");
       L.params.resize(std::size_t(L.out * L.in + (L.bias ? L.out : 0)));
-      tensors.take(prefix + "weight", {L.out, L.in}, L.params.data());
-      if (L.bias) tensors.take(prefix + "bias", {L.out}, L.params.data() + L.out * L.in);
+      tensors.copy(prefix + "weight", L.params.data());
+      if (L.bias) tensors.copy(prefix + "bias", L.params.data() + L.out * L.in);
       L.linear_w = packed_transpose(L.params.data(), L.out, L.in);
       break;
     case arch::Role::Pool:
@@ -395,10 +493,12 @@ std::vector<const Value*> layer_entries(const Value& arch, const std::string& wh
   const Value* cfg = arch.is(Value::Type::Object) ? arch.find("config") : nullptr;
   if (!cls || !cls->is(Value::Type::String) || !cfg || !cfg->is(Value::Type::Object))
     throw ModelFileError(what + ": the architecture must be {\"class\": ..., \"config\": {...}}");
+  only_keys(arch, {"class", "config"}, what + ": the architecture");
   if (cls->string != "Sequential") return {&arch};
   const Value* layers = cfg->find("layers");
   if (!layers || !layers->is(Value::Type::Array) || layers->array.empty())
     throw ModelFileError(what + ": a Sequential architecture needs a non-empty \"layers\" list");
+  only_keys(*cfg, {"layers"}, what + ": the Sequential's config");
   std::vector<const Value*> entries;
   for (const Value& v : layers->array) entries.push_back(&v);
   return entries;
@@ -410,7 +510,8 @@ std::vector<const Value*> layer_entries(const Value& arch, const std::string& wh
 // batch_first and every layer one dtype (Python's rk.load checks the same).
 // The runtime must also know its input's size, from a layer with one before any
 // pooling; Python, which runs a lone Dropout or MeanPool on any features, does not ask.
-std::vector<LayerConfig> read_layers(const std::vector<const Value*>& entries, const std::string& what) {
+std::vector<LayerConfig> read_layers(const std::vector<const Value*>& entries, const std::string& what,
+                                     std::string& model_dtype) {
   std::vector<LayerConfig> configs;
   Index features = -1;  // features per row so far; -1 before the first sized layer
   bool pooled = false;
@@ -459,14 +560,21 @@ std::vector<LayerConfig> read_layers(const std::vector<const Value*>& entries, c
     configs.push_back(std::move(c));
   }
   if (features < 0) throw ModelFileError(what + ": the model has no layer with a size (only Dropout)");
+  model_dtype = dtype ? dtype->string : "float32";
   return configs;
 }
 
-}  // namespace
 
-template <class S>
-std::shared_ptr<ModelLayers<S>> build(const std::string& architecture, const std::vector<TensorRef>& refs,
-                                      const std::string& what) {
+// An architecture read and its tensors checked against it: what build() makes layers of.
+struct Plan {
+  std::vector<LayerConfig> configs;
+  std::vector<std::string> prefixes;  // each layer's tensors' ("1." in a Sequential)
+  std::string dtype;                  // the model's
+};
+
+// Everything the architecture claims, checked against the tensors there before any
+// buffer is sized from it: the buffers are then no larger than the tensors.
+Plan plan(const std::string& architecture, const TensorTable& tensors, const std::string& what) {
   Value arch;
   try {
     arch = json::parse(architecture.data(), architecture.size());
@@ -475,14 +583,32 @@ std::shared_ptr<ModelLayers<S>> build(const std::string& architecture, const std
   }
   const std::vector<const Value*> entries = layer_entries(arch, what);
   const bool sequential = entries.front() != &arch;
-  const std::vector<LayerConfig> configs = read_layers(entries, what);
+  Plan p;
+  p.configs = read_layers(entries, what, p.dtype);
+  for (std::size_t i = 0; i < p.configs.size(); ++i) p.prefixes.push_back(sequential ? std::to_string(i) + "." : "");
+  tensors.check(p.configs, p.prefixes);
+  return p;
+}
+
+}  // namespace
+
+void check_tensors(const std::string& architecture, const std::vector<TensorRef>& refs, const std::string& what) {
+  plan(architecture, TensorTable(refs, what), what);
+}
+
+template <class S>
+std::shared_ptr<ModelLayers<S>> build(const std::string& architecture, const std::vector<TensorRef>& refs,
+                                      const std::string& what) {
+  TensorTable tensors(refs, what);
+  const Plan p = plan(architecture, tensors, what);
+  const std::vector<LayerConfig>& configs = p.configs;
+  const std::vector<std::string>& prefixes = p.prefixes;
+  tensors.float32 = p.dtype == "float32" || sizeof(S) == sizeof(float);
 
   auto m = std::make_shared<ModelLayers<S>>();
-  TensorTable tensors{refs, what, {}};
   Index features = -1;
   for (std::size_t i = 0; i < configs.size(); ++i) {
-    const std::string prefix = sequential ? std::to_string(i) + "." : "";
-    Layer<S> L = make_layer<S>(configs[i], prefix, features, tensors);
+    Layer<S> L = make_layer<S>(configs[i], prefixes[i], features, tensors);
     if (L.kind == Kind::Recurrent) m->bidirectional = m->bidirectional || L.spec.bidirectional;
     if (L.kind == Kind::LastStep || L.kind == Kind::MeanPool) {
       // Python's pooling layer takes its layout from the recurrent layer before it
@@ -499,7 +625,6 @@ std::shared_ptr<ModelLayers<S>> build(const std::string& architecture, const std
     m->num_params += Index(L.params.size());
     m->layers.push_back(std::move(L));
   }
-  tensors.finish();
   m->output = features;
   return m;
 }

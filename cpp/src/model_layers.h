@@ -91,6 +91,10 @@ void check_input(const ModelLayers<S>& m, const S* x, const Id* ids, const S* y)
 template <class S>
 typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params, Index l);
 
+// The checks build() makes before it allocates anything: the architecture, and the
+// tensors' names, shapes and dtypes against it (no tensor's data is read).
+void check_tensors(const std::string& architecture, const std::vector<TensorRef>& refs, const std::string& what);
+
 // The layers an architecture (JSON) and its tensors describe (architecture.cpp).
 // Throws ModelFileError naming `what`.
 template <class S>

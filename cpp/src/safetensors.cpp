@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -29,10 +30,10 @@ std::uint64_t read_u64_le(const unsigned char* p) {
   return v;
 }
 
-// A JSON number that must be a whole number in [0, limit].
+// A JSON number that must be a whole number in [0, limit], written as one: safetensors'
+// own reader refuses 3.0, 3e0 or -0 for a size, so this one does too.
 std::uint64_t whole(const Value& v, std::uint64_t limit, const std::string& what, const std::string& field) {
-  if (!v.is(Value::Type::Number) || v.number < 0 || v.number != std::floor(v.number) ||
-      v.number > double(limit))
+  if (!v.is(Value::Type::Number) || !v.integer || std::signbit(v.number) || v.number > double(limit))
     fail(what, "truncated or corrupt: " + field + " must be a whole number in 0.." + std::to_string(limit) +
                    " (the data section's size)");
   return std::uint64_t(v.number);
@@ -41,6 +42,9 @@ std::uint64_t whole(const Value& v, std::uint64_t limit, const std::string& what
 }  // namespace
 
 Index TensorInfo::numel() const {
+  // a zero anywhere first: the other dimensions of an empty tensor may multiply past an Index
+  for (Index d : shape)
+    if (d == 0) return 0;
   Index n = 1;
   for (Index d : shape) n *= d;
   return n;
@@ -55,6 +59,11 @@ std::size_t dtype_size(const std::string& dtype) {
 }
 
 TensorFile TensorFile::read(const std::string& path) {
+  // A folder or a device opens as a stream too, with a size that means nothing.
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status))
+    fail(path, "not a regular file (a folder or a device?)");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open the model file (" + std::string(std::strerror(errno)) + ")");
   in.seekg(0, std::ios::end);
@@ -121,7 +130,7 @@ TensorFile TensorFile::parse(std::vector<unsigned char> bytes, const std::string
     if (count > data_size || count * esize != t.end - t.begin)
       fail(what, "corrupt header: " + field + " has " + std::to_string(t.end - t.begin) + " bytes for its shape of " +
                      std::to_string(count) + " " + t.dtype + " elements");
-    if (!f.tensors_.emplace(name, t).second) fail(what, "corrupt header: " + field + " appears twice");
+    f.tensors_.emplace(name, t);  // a name once: the JSON reader refuses a repeated key
     ranges.emplace_back(t.begin, t.end);
   }
   // The tensors tile the data section: no gaps, no overlaps, nothing after.

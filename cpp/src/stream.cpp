@@ -4,6 +4,7 @@
 // cells' own step (rnn.h, lstm.h, gru.h) on them group by group.
 
 #include <algorithm>
+#include <cmath>
 
 #include "model_layers.h"
 #include "rnnkit/cells.h"
@@ -233,7 +234,21 @@ void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
   const ModelLayers<S>& m = *st.model;
   check_input(m, x, ids, y);
   const Index B = st.B;
-  if (m.ids) check_ids(ids, B, m.layers[0].in);  // before anything changes: a bad id leaves the state as it was
+  // Before anything changes, so a refused step leaves the state as it was. NaN is refused
+  // too: the recurrent state would carry it into every later step. (An infinity is not: it
+  // saturates the gates, as in the forward.)
+  if (m.ids) {
+    const Index num = m.layers[0].in;
+    for (Index b = 0; b < B; ++b)
+      if (ids[b] < 0 || Index(ids[b]) >= num)
+        throw std::invalid_argument("x_t[" + std::to_string(b) + "] = " + std::to_string(ids[b]) +
+                                    " is out of range: token ids must be in 0.." + std::to_string(num - 1));
+  } else {
+    for (Index k = 0; k < B * m.input; ++k)
+      if (std::isnan(x[k]))
+        throw std::invalid_argument("x_t[" + std::to_string(k / m.input) + ", " + std::to_string(k % m.input) +
+                                    "] is NaN: the stream's state would carry it into every later step");
+  }
   const S* in = x;
   S* out = st.a.data();
   S* spare = st.b.data();

@@ -7,6 +7,7 @@ Arrays are C-contiguous and of exactly the stack's dtype (float32 or float64);
 from typing import Any, Optional, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 def get_num_threads() -> int:
     """Threads the core uses for its loops and GEMMs."""
@@ -33,8 +34,14 @@ class StackSpec:
     ) -> None: ...
     @property
     def num_params(self) -> int: ...
+    @property
+    def num_tensors(self) -> int:
+        """len(param_layout()), in closed form: nothing is listed or allocated."""
     def param_layout(self) -> list[tuple[str, int, tuple[int, ...]]]:
         """[(name, offset, shape)] of every parameter, in buffer order."""
+    def param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """[(name, shape)] of every parameter, in buffer order, with no product of sizes formed
+        (for sizes whose buffer would not fit)."""
 
 class _Cache32:
     """What a training forward keeps for backward (opaque)."""
@@ -130,8 +137,9 @@ class ModelFileError(ValueError):
 class Stream32:
     """Streaming runner: the state of a fixed batch, one time step per call."""
 
-    def step(self, x: np.ndarray) -> np.ndarray:
-        """x (batch, input_size), or token ids (batch,); with batch 1 also unbatched. Returns (batch, output_size)."""
+    def step(self, x_t: ArrayLike) -> np.ndarray:
+        """x_t (batch, input_size), or token ids (batch,); with batch 1 also unbatched: (input_size,) or one id.
+        Anything np.asarray takes (a list, a number). Returns (batch, output_size)."""
     def reset(self) -> None: ...
     @property
     def batch(self) -> int: ...
@@ -144,7 +152,7 @@ class Runtime32:
     @staticmethod
     def load(path: str) -> "Runtime32": ...
     @staticmethod
-    def from_tensors(architecture: str, tensors: dict[str, np.ndarray]) -> "Runtime32": ...
+    def from_tensors(architecture: str, tensors: dict[str, ArrayLike]) -> "Runtime32": ...
     @property
     def takes_ids(self) -> bool: ...
     @property
@@ -160,7 +168,7 @@ class Runtime32:
     @property
     def num_parameters(self) -> int: ...
     def summary(self) -> str: ...
-    def predict(self, x: np.ndarray, lengths: Optional[np.ndarray] = None) -> np.ndarray:
+    def predict(self, x: ArrayLike, lengths: Optional[ArrayLike] = None) -> np.ndarray:
         """x (batch, steps, input_size) or ids (batch, steps) -> (batch, steps, out) or (batch, out)."""
     def stream(self, batch: int) -> Stream32: ...
 

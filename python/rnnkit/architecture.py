@@ -33,21 +33,6 @@ from . import _core
 TABLE: dict[str, dict[str, Any]] = _core.architecture_table()
 
 
-class _Object(dict):
-    """A JSON object as ``json.loads(..., object_pairs_hook=object_pairs)`` reads it:
-    the first value of each key (as the C++ reader takes it), and every pair in file order."""
-
-    pairs: list[tuple[str, Any]]
-
-
-def object_pairs(pairs: list[tuple[str, Any]]) -> _Object:
-    obj = _Object()
-    for key, value in pairs:
-        obj.setdefault(key, value)
-    obj.pairs = pairs
-    return obj
-
-
 def number_str(v: float) -> str:
     """A number as the messages and summary lines write it: whole numbers in full, others to 6 digits."""
     v = float(v)
@@ -56,7 +41,7 @@ def number_str(v: float) -> str:
     return f"{v:.6g}"
 
 
-def _quote(s: str) -> str:
+def quote(s: str) -> str:
     """``s`` as a JSON string literal, escaped as the C++ reader's messages escape it."""
     escapes = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
     return '"' + "".join(escapes.get(c, f"\\u{ord(c):04x}" if ord(c) < 0x20 else c) for c in s) + '"'
@@ -79,7 +64,7 @@ def _is_number(v: Any) -> bool:
 
 
 def _alternatives(allowed: list[str]) -> str:
-    quoted = [_quote(a) for a in allowed]
+    quoted = [quote(a) for a in allowed]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
@@ -92,7 +77,7 @@ def _refusal(opt: dict[str, Any], v: Any) -> str:
     elif _is_number(v):
         got = number_str(v)
     elif isinstance(v, str):
-        got = _quote(v)
+        got = quote(v)
     else:
         got = _type_name(v)
     whole = _is_number(v) and math.isfinite(v) and v == math.floor(v)
@@ -135,6 +120,13 @@ def summary(name: str, values: dict[str, Any]) -> str:
     return f"{name}({', '.join(parts)})"
 
 
+def _only_keys(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    """Refuse a key other than ``keys``: what the readers would ignore could be meant to change the model."""
+    for key in obj:
+        if key not in keys:
+            raise ValueError(f"{where} has an unknown key {quote(key)}; it takes {' and '.join(map(quote, keys))}")
+
+
 def read_config(entry: Any, index: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Layer ``index``'s class, every option's value (given or default) and the options given,
     checked against the table; whole numbers written as 3.0 come back as ints."""
@@ -144,8 +136,9 @@ def read_config(entry: Any, index: int) -> tuple[str, dict[str, Any], dict[str, 
     name, cfg = entry.get("class"), entry.get("config")
     if not isinstance(name, str) or not isinstance(cfg, dict):
         raise ValueError(f'{at} needs a "class" name and a "config" object')
+    _only_keys(entry, ("class", "config"), at)
     if name not in TABLE:
-        raise ValueError(f"{at} is an unknown layer {_quote(name)}; the layers are {', '.join(TABLE)}")
+        raise ValueError(f"{at} is an unknown layer {quote(name)}; the layers are {', '.join(TABLE)}")
     cls = TABLE[name]
     where = f"{at} ({name})"
     values: dict[str, Any] = {}
@@ -159,13 +152,9 @@ def read_config(entry: Any, index: int) -> tuple[str, dict[str, Any], dict[str, 
             raise ValueError(f"{where}: {why}")
         values[key] = int(value) if opt["type"] in ("int", "int_or_null") and value is not None else value
     keys = [opt["key"] for opt in cls["options"]]
-    seen = set()
-    for key, _ in getattr(cfg, "pairs", cfg.items()):
+    for key in cfg:  # each key once: the JSON reader (rnnkit._json) refuses a repeated one
         if key not in keys:
             raise ValueError(f"{where}: unknown option '{key}'; {name} takes {', '.join(keys)}")
-        if key in seen:
-            raise ValueError(f"{where}: option '{key}' is given twice")
-        seen.add(key)
     for check in cls["checks"]:
         option, other = check["option"], check["other"]
         v, n = values[option], values[other]
@@ -178,20 +167,31 @@ def read_config(entry: Any, index: int) -> tuple[str, dict[str, Any], dict[str, 
 
 def read(arch: Any) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
     """The layers of an architecture as (class, the options given) and whether it is a
-    Sequential, after the C++ loader's checks: every layer's options, and how the layers fit
-    together (each layer's input is what the one before gives, an Embedding comes first, a
-    sequence is pooled at most once and nothing recurrent follows, the recurrent layers
-    share one batch_first and every layer one dtype). Raises ValueError saying what is wrong.
+    Sequential, after the C++ loader's checks (``read_layers``)."""
+    layers, sequential = read_layers(arch)
+    return [(name, given) for name, _, given in layers], sequential
+
+
+def read_layers(arch: Any) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], bool]:
+    """The layers of an architecture as (class, every option's value, the options given) and
+    whether it is a Sequential, after the C++ loader's checks: every layer's options, no key
+    the readers do not know, and how the layers fit together (each layer's input is what the
+    one before gives, an Embedding comes first, a sequence is pooled at most once and nothing
+    recurrent follows, the recurrent layers share one batch_first and every layer one dtype).
+    Raises ValueError saying what is wrong.
 
     The C++ runtime also needs to know its input's size: it refuses a model with no layer that
     has one (Dropout, LastStep or MeanPool alone) and a pooling layer before the first such
     layer, which Python runs on whatever features it is given."""
     if not isinstance(arch, dict) or not isinstance(arch.get("class"), str) or not isinstance(arch.get("config"), dict):
         raise ValueError('the architecture must be {"class": ..., "config": {...}}')
+    _only_keys(arch, ("class", "config"), "the architecture")
     sequential = arch["class"] == "Sequential"
     entries = arch["config"].get("layers") if sequential else [arch]
     if not isinstance(entries, list) or not entries:
         raise ValueError('a Sequential architecture needs a non-empty "layers" list')
+    if sequential:
+        _only_keys(arch["config"], ("layers",), "the Sequential's config")
     layers = []
     features = -1  # features per row so far; -1 before the first sized layer
     pooled = False
@@ -219,8 +219,8 @@ def read(arch: Any) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
             pooled = True
         if "dtype" in values:
             if dtype is not None and values["dtype"] != dtype:
-                raise ValueError(f"{at}: dtype {_quote(values['dtype'])} differs from the layers' before it "
-                                 f"({_quote(dtype)}): a model has one dtype")
+                raise ValueError(f"{at}: dtype {quote(values['dtype'])} differs from the layers' before it "
+                                 f"({quote(dtype)}): a model has one dtype")
             dtype = values["dtype"]
         if role == "recurrent":
             features = (2 if values["bidirectional"] else 1) * (values.get("proj_size") or values["hidden_size"])
@@ -228,5 +228,40 @@ def read(arch: Any) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
             features = values["embedding_dim"]
         elif role == "linear":
             features = values["out_features"]
-        layers.append((name, given))
+        layers.append((name, values, given))
     return layers, sequential
+
+
+def dtype_of(layers: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> str:
+    """The model's dtype: every layer's that has one (read_layers checks they agree), float32 if none has."""
+    return next((values["dtype"] for _, values, _ in layers if "dtype" in values), "float32")
+
+
+def _stack_spec(name: str, values: dict[str, Any]) -> Any:
+    mode = name if name != "RNN" else "RNN_" + values["nonlinearity"].upper()
+    return _core.StackSpec(mode, values["input_size"], values["hidden_size"], values["num_layers"], values["bias"],
+                           values["bidirectional"], values.get("proj_size", 0), values.get("reset_after", True),
+                           values.get("peepholes", False))
+
+
+def tensor_count(name: str, values: dict[str, Any]) -> int:
+    """How many tensors the layer needs, in closed form (``StackSpec.num_tensors``): a file claiming
+    2^31 layers is refused on this count, before anything is listed or allocated for them."""
+    role = TABLE[name]["role"]
+    if role == "recurrent":
+        return int(_stack_spec(name, values).num_tensors)
+    return {"embedding": 1, "linear": 2 if values.get("bias") else 1}.get(role, 0)
+
+
+def needed_tensors(name: str, values: dict[str, Any], prefix: str) -> list[tuple[str, tuple[int, ...]]]:
+    """The tensors the layer needs, (name with ``prefix``, shape), in the order its buffer holds them
+    (the C++ loader's order). Ask only once tensor_count() is within the file's tensors."""
+    role = TABLE[name]["role"]
+    if role == "recurrent":
+        return [(prefix + n, tuple(shape)) for n, shape in _stack_spec(name, values).param_shapes()]
+    if role == "embedding":
+        return [(prefix + "weight", (values["num_embeddings"], values["embedding_dim"]))]
+    if role == "linear":
+        out = [(prefix + "weight", (values["out_features"], values["in_features"]))]
+        return out + ([(prefix + "bias", (values["out_features"],))] if values["bias"] else [])
+    return []

@@ -44,9 +44,11 @@ class BasicStream;
 template <class S>
 class BasicModel {
  public:
-  /// Read a model file written by rk.save. Throws ModelFileError when the file is
-  /// missing, truncated, corrupt (checksum), not an rnnkit model, of another format
-  /// version, or describes a layer or option this runtime does not know.
+  /// Read a model file written by rk.save (format version 2, or 1). Throws ModelFileError
+  /// when the file is missing, truncated, corrupt (checksum), not an rnnkit model, of
+  /// another format version, describes a layer or option this runtime does not know, holds
+  /// other tensors than its architecture needs, or a NaN or infinite weight. Nothing is
+  /// allocated from the architecture before it is checked against the tensors present.
   static BasicModel load(const std::string& path);
 
   /// Build from an architecture (the JSON rk.save writes in the metadata) and its
@@ -55,6 +57,12 @@ class BasicModel {
   /// `what` names the source in its messages.
   static BasicModel from_tensors(const std::string& architecture_json, const std::vector<TensorRef>& tensors,
                                  const std::string& what = "model");
+  /// The checks from_tensors makes before it allocates or reads anything: the architecture,
+  /// and each tensor's name, shape and dtype against it (`data` may be null). Throws
+  /// ModelFileError as from_tensors does; passing them, from_tensors can still refuse a
+  /// NaN or infinite value.
+  static void check_tensors(const std::string& architecture_json, const std::vector<TensorRef>& tensors,
+                            const std::string& what = "model");
 
   bool takes_ids() const;      // the first layer is an Embedding: inputs are token ids
   Index vocab_size() const;    // token ids run 0..vocab_size()-1 (the Embedding's rows); 0 for float input
@@ -90,7 +98,9 @@ class BasicStream {
   /// One time step for every sequence of the batch: x_t (batch, input_size), or token
   /// ids (batch); y_t (batch, output_size) gets the head's output for this step (with
   /// LastStep: the output as if the sequences ended here; MeanPool: the mean so far).
-  /// Allocates nothing and takes no locks; runs on the calling thread only.
+  /// Allocates nothing and takes no locks; runs on the calling thread only. Throws
+  /// std::invalid_argument, the state left as it was, for a NaN in x_t (the state would
+  /// carry it into every later step) or a token id out of range.
   void step(const S* x_t, S* y_t);
   void step(const std::int64_t* ids_t, S* y_t);
   /// Back to the zero state, as at creation.

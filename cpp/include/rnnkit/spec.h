@@ -91,24 +91,43 @@ struct StackSpec {
     return p;
   }
 
-  /// Every parameter tensor, in buffer order, with PyTorch's name.
-  std::vector<ParamInfo> param_layout() const {
+  /// How many tensors param_layout() lists, without listing them: a model file's
+  /// architecture is checked against the tensors it holds before anything is allocated.
+  Index num_tensors() const {
+    return num_layers * directions() * (2 + (bias ? 2 : 0) + (proj_size > 0) + (decl().peepholes > 0));
+  }
+
+  /// param_layout()'s names and shapes with every offset 0: no product of two sizes is
+  /// formed, so it holds for sizes whose buffer would not fit in an Index (a model file's
+  /// claims, checked against the tensors it holds before param_layout() is asked for).
+  std::vector<ParamInfo> param_shapes() const {
     std::vector<ParamInfo> out;
     const CellDecl d = decl();
     const Index GH = d.gates * hidden_size, P = out_size();
     for (Index l = 0; l < num_layers; ++l) {
       for (Index dir = 0; dir < directions(); ++dir) {
-        const DirParams p = dir_params(l, dir);
         const std::string sfx = "_l" + std::to_string(l) + (dir ? "_reverse" : "");
-        out.push_back({"weight_ih" + sfx, p.w_ih, GH, p.input_size});
-        out.push_back({"weight_hh" + sfx, p.w_hh, GH, P});
+        out.push_back({"weight_ih" + sfx, 0, GH, layer_input_size(l)});
+        out.push_back({"weight_hh" + sfx, 0, GH, P});
         if (bias) {
-          out.push_back({"bias_ih" + sfx, p.b_ih, GH, 0});
-          out.push_back({"bias_hh" + sfx, p.b_hh, GH, 0});
+          out.push_back({"bias_ih" + sfx, 0, GH, 0});
+          out.push_back({"bias_hh" + sfx, 0, GH, 0});
         }
-        if (proj_size > 0) out.push_back({"weight_hr" + sfx, p.w_hr, P, hidden_size});
-        if (d.peepholes) out.push_back({"weight_peephole" + sfx, p.peep, d.peepholes, hidden_size});
+        if (proj_size > 0) out.push_back({"weight_hr" + sfx, 0, P, hidden_size});
+        if (d.peepholes) out.push_back({"weight_peephole" + sfx, 0, d.peepholes, hidden_size});
       }
+    }
+    return out;
+  }
+
+  /// Every parameter tensor, in buffer order, with PyTorch's name: back to back, in
+  /// param_shapes()' order, as dir_params() places them.
+  std::vector<ParamInfo> param_layout() const {
+    std::vector<ParamInfo> out = param_shapes();
+    Index offset = 0;
+    for (ParamInfo& p : out) {
+      p.offset = offset;
+      offset += p.size();
     }
     return out;
   }
