@@ -8,6 +8,9 @@ Python's rk.save, and next to each the inputs and Python's predictions:
 
 tests/test_runtime.py checks that these files still load and predict the same
 in Python, so they cannot silently drift from rk.save. Small on purpose (KBs).
+v1/ keeps two model files as rk.save wrote them in format version 1, which both
+loaders must go on reading (tests/cpp/test_files.cpp, tests/test_file_hardening.py);
+this script leaves them alone.
 """
 
 from __future__ import annotations
