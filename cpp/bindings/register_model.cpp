@@ -171,17 +171,27 @@ void register_dtype(py::module_& m, const char* model_name, const char* stream_n
                                   expected("(batch,)", {B}));
         }
         const std::int64_t* len = lengths ? lengths->data() : nullptr;
-        auto y = empty<S>(model.per_step() ? std::vector<Index>{B, T, O} : std::vector<Index>{B, O});
-        if (model.takes_ids()) {
-          IntArray ids = as_ids(x, "x");
-          py::gil_scoped_release release;
-          model.predict(ids.data(), B, T, y.mutable_data(), len);
-        } else {
-          Array<S> xs = as_floats<S>(x, "x");
-          py::gil_scoped_release release;
-          model.predict(xs.data(), B, T, y.mutable_data(), len);
+        try {
+          auto y = empty<S>(model.per_step() ? std::vector<Index>{B, T, O} : std::vector<Index>{B, O});
+          if (model.takes_ids()) {
+            IntArray ids = as_ids(x, "x");
+            py::gil_scoped_release release;
+            model.predict(ids.data(), B, T, y.mutable_data(), len);
+          } else {
+            Array<S> xs = as_floats<S>(x, "x");
+            py::gil_scoped_release release;
+            model.predict(xs.data(), B, T, y.mutable_data(), len);
+          }
+          return y;
+        } catch (const std::bad_alloc&) {  // the GIL is held again here (the release has unwound)
+          const double rows = double(B) * double(T), widest = double(std::max(I, O));
+          const std::string msg = "predict on x of shape " + shape_str(shape_of(x)) +
+                                  ": not enough memory for the layers' activations (about " +
+                                  std::to_string(rows * widest * sizeof(S) / double(1 << 20)) +
+                                  " MiB per layer at the input's or the output's width, more for wider layers)";
+          PyErr_SetString(PyExc_MemoryError, msg.c_str());
+          throw py::error_already_set();
         }
-        return y;
       }, py::arg("x"), py::arg("lengths") = py::none(),
       "x (batch, steps, input_size) or token ids (batch, steps) -> y (batch, steps, out) or (batch, out).")
       .def("stream", [](const Model& model, Index batch) {
