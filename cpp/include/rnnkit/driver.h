@@ -99,6 +99,15 @@ struct LineAligned {
   S* data() { return p; }
 };
 
+// The units a share's cell steps compute, and on which threads.
+inline StepRange share_range(const Share& my) {
+  StepRange rg;
+  rg.u0 = my.u0;
+  rg.u1 = my.team ? my.u1 : -1;  // alone: all H units (the share's u1 = P is the output's width)
+  rg.own_thread = my.team;
+  return rg;
+}
+
 // The weights a cell reads itself, from one layer-direction's parameters.
 template <class S>
 CellWeights<S> cell_weights(const StackSpec& s, const S* params, const DirParams& dp,
@@ -161,10 +170,7 @@ void forward_batch(const StackSpec& s, const S* params, const DirParams& dp, boo
   const double step_work = double(B) * double(GH) * double(I + P);
   run_time_loop(d.splits_by_unit() && !w_hr, step_work, w_rec.chunks(), w_rec.width, H, P, [&](const Share& my) {
     const Index u0 = my.u0, u1 = my.u1;
-    StepRange rg;
-    rg.u0 = u0;
-    rg.u1 = my.team ? u1 : -1;  // alone: all H units (u1 = P is the output's width)
-    rg.own_thread = my.team;
+    StepRange rg = share_range(my);
     Index lo = 0, hi = 0;
     for (Index step = 0; step < T; ++step) {
       const Index t = reverse ? T - 1 - step : step, b = pk.batch[t], o = pk.offset[t];
@@ -274,10 +280,7 @@ void backward_batch(const StackSpec& s, const S* params, const DirParams& dp, S*
   const double step_work = double(B) * double(GH) * double(I + P);
   run_time_loop(d.splits_by_unit() && !w_hr, step_work, w_rec.chunks(), w_rec.width, H, P, [&](const Share& my) {
     const Index u0 = my.u0, u1 = my.u1;
-    StepRange rg;
-    rg.u0 = u0;
-    rg.u1 = my.team ? u1 : -1;  // alone: all H units (u1 = P is the output's width)
-    rg.own_thread = my.team;
+    StepRange rg = share_range(my);
     for (Index step = 0; step < T; ++step) {
       const Index t = reverse ? step : T - 1 - step, b = pk.batch[t], o = pk.offset[t];
       S* dht = w_hr ? dH.data() + o * P : dh_t.data();
