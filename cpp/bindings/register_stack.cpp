@@ -157,6 +157,10 @@ void register_stack(py::module_& m) {
            py::arg("bias") = true, py::arg("bidirectional") = false, py::arg("proj_size") = 0,
            py::arg("reset_after") = true, py::arg("peepholes") = false)
       .def_property_readonly("num_params", &StackSpec::num_params)
+      .def_property_readonly("gates", &StackSpec::gates,
+                             "Gate blocks of hidden_size rows in each weight (the cell's declaration).")
+      .def_property_readonly("unit_weight_rows", [](const StackSpec& s) { return s.decl().peepholes; },
+                             "Rows of the per-unit weight (LSTM peepholes: 3), 0 for none (the cell's declaration).")
       .def_property_readonly("num_tensors", &StackSpec::num_tensors,
                              "len(param_layout()), in closed form: nothing is listed or allocated.")
       .def("param_shapes", [](const StackSpec& s) {

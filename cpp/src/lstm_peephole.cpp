@@ -6,10 +6,6 @@
 
 namespace rnnkit {
 
-#define RNNKIT_INSTANTIATE(S)                                                                              \
-  template void stack_forward<PeepholeLstmCell, S>(const StackSpec&, const S*, const SeqArgs<S>&, StackCache<S>*); \
-  template void stack_backward<PeepholeLstmCell, S>(const StackSpec&, const S*, S*, StackCache<S>&, const SeqGradArgs<S>&);
-RNNKIT_INSTANTIATE(float)
-RNNKIT_INSTANTIATE(double)
+RNNKIT_STACK_FOR_CELL(, PeepholeLstmCell)
 
 }  // namespace rnnkit

@@ -8,14 +8,10 @@
 
 namespace rnnkit {
 
-#define RNNKIT_EXTERN(C, S)                                                                                \
-  extern template void stack_forward<C, S>(const StackSpec&, const S*, const SeqArgs<S>&, StackCache<S>*); \
-  extern template void stack_backward<C, S>(const StackSpec&, const S*, S*, StackCache<S>&, const SeqGradArgs<S>&);
-#define RNNKIT_EXTERN_CELL(C) RNNKIT_EXTERN(C, float) RNNKIT_EXTERN(C, double)
-RNNKIT_EXTERN_CELL(RnnCell)
-RNNKIT_EXTERN_CELL(LstmCell)
-RNNKIT_EXTERN_CELL(PeepholeLstmCell)
-RNNKIT_EXTERN_CELL(GruCell)
+RNNKIT_STACK_FOR_CELL(extern, RnnCell)
+RNNKIT_STACK_FOR_CELL(extern, LstmCell)
+RNNKIT_STACK_FOR_CELL(extern, PeepholeLstmCell)
+RNNKIT_STACK_FOR_CELL(extern, GruCell)
 
 template <class S>
 void forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, StackCache<S>* cache) {

@@ -35,6 +35,12 @@ class StackSpec:
     @property
     def num_params(self) -> int: ...
     @property
+    def gates(self) -> int:
+        """Gate blocks of hidden_size rows in each weight (the cell's declaration)."""
+    @property
+    def unit_weight_rows(self) -> int:
+        """Rows of the per-unit weight (LSTM peepholes: 3), 0 for none (the cell's declaration)."""
+    @property
     def num_tensors(self) -> int:
         """len(param_layout()), in closed form: nothing is listed or allocated."""
     def param_layout(self) -> list[tuple[str, int, tuple[int, ...]]]:

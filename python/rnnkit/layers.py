@@ -21,9 +21,6 @@ from .module import (
     got, shape_str,
 )
 
-_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-
-
 class _RNNBase(Module):
     """What RNN, LSTM and GRU share: parameters, modes, forward/backward plumbing."""
 
@@ -78,15 +75,18 @@ class _RNNBase(Module):
         return f"{type(self).__name__}({sizes})"
 
     def _count_params(self) -> tuple[int, int]:
-        """(elements, tensors) of the parameters, as laid out in cpp/include/rnnkit/spec.h."""
-        GH, H, P, D = _GATES[self._mode] * self.hidden_size, self.hidden_size, self._out_size, self._directions
-        extra = (2 * GH if self.bias else 0) + (P * H if self.proj_size else 0) + (3 * H if self.peepholes else 0)
+        """(elements, tensors) of the parameters, as laid out in cpp/include/rnnkit/spec.h, in Python ints.
+        The cell's gate blocks and per-unit weight rows come from its declaration, read off a spec of size 1."""
+        unit = _core.StackSpec(self._mode, 1, 1, peepholes=self.peepholes)
+        GH, H, P, D = unit.gates * self.hidden_size, self.hidden_size, self._out_size, self._directions
+        rows = unit.unit_weight_rows
+        extra = (2 * GH if self.bias else 0) + (P * H if self.proj_size else 0) + rows * H
 
         def per_direction(inputs: int) -> int:
             return GH * (inputs + P) + extra
 
         elements = D * (per_direction(self.input_size) + (self.num_layers - 1) * per_direction(D * P))
-        tensors = D * self.num_layers * (2 + 2 * self.bias + bool(self.proj_size) + self.peepholes)
+        tensors = D * self.num_layers * (2 + 2 * self.bias + bool(self.proj_size) + bool(rows))
         return elements, tensors
 
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:

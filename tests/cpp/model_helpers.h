@@ -2,6 +2,9 @@
 // Random models for the runtime's tests: an architecture JSON as rk.save writes
 // it and random tensors with the names and shapes it needs.
 
+#include <exception>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <utility>
@@ -98,6 +101,31 @@ inline rnnkit::StackSpec spec(rnnkit::CellType cell, Index in, Index hidden, Ind
   s.hidden_size = hidden;
   s.num_layers = layers;
   return s;
+}
+
+// The message of the ModelFileError f() throws ("OTHER EXCEPTION: ..." for another
+// exception, "NO EXCEPTION" for none).
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const rnnkit::ModelFileError& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("OTHER EXCEPTION: ") + e.what();
+  }
+  return "NO EXCEPTION";
+}
+
+// A file's bytes, and bytes written as a file.
+inline std::vector<unsigned char> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), {});
+}
+
+inline void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
 }
 
 }  // namespace testing

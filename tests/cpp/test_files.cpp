@@ -50,18 +50,6 @@ void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 namespace {
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ModelFileError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("OTHER EXCEPTION: ") + e.what();
-  }
-  return "NO EXCEPTION";
-}
-
 bool contains(const std::string& s, const std::string& part) {
   const bool yes = s.find(part) != std::string::npos;
   if (!yes) std::printf("  expected \"%s\" in: %s\n", part.c_str(), s.c_str());
@@ -107,16 +95,6 @@ RandomModel gru() { return random_model({recurrent(spec(CellType::GRU, 3, 4))}, 
 
 std::string from_tensors_error(const std::string& arch, const std::vector<TensorRef>& refs) {
   return error_of([&] { Model::from_tensors(arch, refs); });
-}
-
-std::vector<unsigned char> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
 }
 
 }  // namespace

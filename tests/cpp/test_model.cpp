@@ -24,16 +24,6 @@ namespace {
 const std::string kData = RNNKIT_TEST_DATA;  // tests/cpp/data, written by make_fixtures.py
 const char* kFixtures[] = {"lstm_proj_per_step", "embedding_gru_last"};
 
-std::vector<unsigned char> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::vector<unsigned char>(std::istreambuf_iterator<char>(in), {});
-}
-
-void write_bytes(const std::string& path, const std::vector<unsigned char>& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
-}
-
 template <class T>
 std::vector<T> tensor(const TensorFile& f, const std::string& name) {
   const auto& t = f.tensors().at(name);
@@ -73,18 +63,6 @@ double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
   double m = a.size() == b.size() ? 0 : 1e30;
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, double(std::abs(a[i] - b[i])));
   return m;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const ModelFileError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("OTHER EXCEPTION: ") + e.what();
-  }
-  return "NO EXCEPTION";
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }

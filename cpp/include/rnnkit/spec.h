@@ -69,17 +69,20 @@ struct StackSpec {
            std::to_string(proj_size));
   }
 
+  /// Elements of one layer-direction's parameters in layer l (every layer past the first has the same).
+  Index dir_size(Index l) const {
+    const CellDecl d = decl();
+    const Index GH = d.gates * hidden_size, P = out_size(), H = hidden_size;
+    return GH * (layer_input_size(l) + P) + (bias ? 2 * GH : 0) + (proj_size > 0 ? P * H : 0) + d.peepholes * H;
+  }
+
   DirParams dir_params(Index layer, Index dir) const {
     if (layer < 0 || layer >= num_layers || dir < 0 || dir >= directions())
       throw std::out_of_range("layer/direction out of range");
     const CellDecl d = decl();
     const Index GH = d.gates * hidden_size, P = out_size(), H = hidden_size;
-    // elements of one layer-direction of layer l: those past layer 0 all have the same
-    const auto size = [&](Index l) {
-      return GH * (layer_input_size(l) + P) + (bias ? 2 * GH : 0) + (proj_size > 0 ? P * H : 0) + d.peepholes * H;
-    };
-    Index off = directions() * size(0) * (layer > 0) + directions() * size(1) * std::max<Index>(0, layer - 1) +
-                dir * size(layer);
+    Index off = directions() * dir_size(0) * (layer > 0) +
+                directions() * dir_size(1) * std::max<Index>(0, layer - 1) + dir * dir_size(layer);
     DirParams p;
     const auto take = [&](Index n) { return (off += n) - n; };
     p.input_size = layer_input_size(layer);
@@ -132,13 +135,7 @@ struct StackSpec {
     return out;
   }
 
-  Index num_params() const {
-    const DirParams last = dir_params(num_layers - 1, directions() - 1);
-    const CellDecl d = decl();
-    const Index GH = d.gates * hidden_size;
-    return last.w_hh + GH * out_size() + (bias ? 2 * GH : 0) + (proj_size > 0 ? out_size() * hidden_size : 0) +
-           d.peepholes * hidden_size;
-  }
+  Index num_params() const { return directions() * (dir_size(0) + (num_layers - 1) * dir_size(1)); }
 };
 
 }  // namespace rnnkit

@@ -199,6 +199,13 @@ void stack_backward(const StackSpec& s, const S* params, S* grads, StackCache<S>
   }
 }
 
+// The driver's explicit instantiations for cell C, float and double: `RNNKIT_STACK_FOR_CELL(, C)` in
+// the cell's translation unit (cpp/src), `RNNKIT_STACK_FOR_CELL(extern, C)` where it is called.
+#define RNNKIT_STACK_FOR(KEYWORD, C, S)                                                                       \
+  KEYWORD template void stack_forward<C, S>(const StackSpec&, const S*, const SeqArgs<S>&, StackCache<S>*); \
+  KEYWORD template void stack_backward<C, S>(const StackSpec&, const S*, S*, StackCache<S>&, const SeqGradArgs<S>&);
+#define RNNKIT_STACK_FOR_CELL(KEYWORD, C) RNNKIT_STACK_FOR(KEYWORD, C, float) RNNKIT_STACK_FOR(KEYWORD, C, double)
+
 // Entry points for the Python bindings and C++ users: the cell the spec runs
 // (cells.h). Defined in cpp/src (float and double), so callers do not compile the cells.
 template <class S>
