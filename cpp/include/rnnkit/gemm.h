@@ -26,6 +26,7 @@
 // streamed once, not once per thread.
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -89,7 +90,8 @@ template <class W>
 struct PackedMat {
   using Weight = W;
   std::vector<W, Eigen::aligned_allocator<W>> data;
-  std::vector<float> scale;  // (N) per output column, for integer weights; empty: none (W = S)
+  std::vector<float> scale;         // per output column, for integer weights (quant.h); empty: none (W = S)
+  std::vector<std::int32_t> sums;   // per output column, the sum of its integer weights (quant.h)
   Index K = 0, N = 0, width = 0, gates = 1;
   Index block() const { return N / gates; }                          // columns per gate
   Index chunks() const { return (block() + width - 1) / width; }     // panels per gate
@@ -398,6 +400,16 @@ void vec_mat(S* y, const S* x, const PackedMat<W>& w, bool accumulate = false, b
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+// The reduced-precision products (quant.h, lowp_gemm.cpp): packed_gemm and its
+// relatives reach them through these overloads of packed_gemm_panels.
+struct Bf16;
+namespace detail {
+void packed_gemm_panels(float* c, Index ldc, const Index* c_rows, const float* a, Index lda, const Index* a_rows,
+                        Index m, const PackedMat<std::int8_t>& w, Index p0, Index p1, bool accumulate);
+void packed_gemm_panels(float* c, Index ldc, const Index* c_rows, const float* a, Index lda, const Index* a_rows,
+                        Index m, const PackedMat<Bf16>& w, Index p0, Index p1, bool accumulate);
+}  // namespace detail
 
 // Multiply-adds below which a product runs on one thread.
 constexpr double kParallelGemmWork = 1 << 20;

@@ -1,0 +1,54 @@
+// rnnkit::cpu_features: cpuid (through the compiler's __builtin_cpu_supports, which also
+// checks that the operating system saves the AVX and AVX-512 registers) and RNNKIT_ISA.
+
+#include "rnnkit/cpu.h"
+
+#include <cstdlib>
+
+namespace rnnkit {
+
+const char* isa_name(IsaLevel level) {
+  switch (level) {
+    case IsaLevel::Avx512: return "avx512";
+    case IsaLevel::Avx2: return "avx2";
+    default: return "baseline";
+  }
+}
+
+namespace {
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  f.avx2 = __builtin_cpu_supports("avx2");
+  f.fma = __builtin_cpu_supports("fma");
+  f.avx512f = __builtin_cpu_supports("avx512f");
+  f.avx512bw = __builtin_cpu_supports("avx512bw");
+  f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
+  f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
+#endif
+  if (f.avx2 && f.fma) f.best = IsaLevel::Avx2;
+  if (f.best == IsaLevel::Avx2 && f.avx512f && f.avx512bw && f.avx512vl) f.best = IsaLevel::Avx512;
+  f.chosen = f.best;
+  if (const char* env = std::getenv("RNNKIT_ISA"); env && *env) {
+    f.cap = env;
+    IsaLevel cap = f.best;
+    if (f.cap == "baseline") cap = IsaLevel::Baseline;
+    else if (f.cap == "avx2") cap = IsaLevel::Avx2;
+    else if (f.cap == "avx512") cap = IsaLevel::Avx512;
+    else f.cap_error = "RNNKIT_ISA=" + f.cap + " is not one of baseline, avx2, avx512: ignored";
+    if (int(cap) < int(f.chosen)) f.chosen = cap;
+  }
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+}  // namespace rnnkit
