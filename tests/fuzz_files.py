@@ -215,7 +215,7 @@ def edit_metadata(data: bytes, rng: Rng) -> bytes:
     meta = header["__metadata__"]
     how = int(rng.integers(5))
     if how == 0:
-        meta["format_version"] = _pick(rng, ["1", "3", "", "2.0", "02", " 2", "１"])
+        meta["format_version"] = _pick(rng, ["1", "2", "4", "", "2.0", "02", " 2", "１"])
     elif how == 1:
         del meta[_pick(rng, list(meta))]
     elif how == 2:

@@ -53,7 +53,7 @@ def tensors(header: dict[str, Any], body: bytes) -> list[tuple[str, str, list[in
 def digest(header: dict[str, Any], body: bytes, version: str = "2") -> str:
     """The sha256 a file of this header and body must carry.
 
-    Version 2: SHA-256 of, with u64 little-endian integers and UTF-8 strings each after its
+    Versions 2 and 3: SHA-256 of, with u64 little-endian integers and UTF-8 strings each after its
     length in bytes: the number of tensors; for each tensor in name order its name, dtype,
     rank, dimensions, byte count and bytes; then the architecture. Version 1: each tensor's
     name then bytes, in name order."""

@@ -166,15 +166,21 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * a))
 
 
-def cell_step(spec: Spec, p: dict, x_t: np.ndarray, h: np.ndarray, c: np.ndarray | None):
-    """One step for a (B, ·) batch. p holds w_ih, w_hh, b_ih, b_hh (and w_hr, w_peep). Returns h', c'."""
+def float_product(a: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """a (B, K) times the weight matrix w (N, K): a @ w.T."""
+    return a @ w.T
+
+
+def cell_step(spec: Spec, p: dict, x_t: np.ndarray, h: np.ndarray, c: np.ndarray | None, mm=float_product):
+    """One step for a (B, ·) batch. p holds w_ih, w_hh, b_ih, b_hh (and w_hr, w_peep). Returns h', c'.
+    mm(a, w) is every product by a weight matrix (a reduced-precision one in test_quantize)."""
     H = spec.hidden_size
-    gi = x_t @ p["w_ih"].T + p["b_ih"]  # (B, G*H)
+    gi = mm(x_t, p["w_ih"]) + p["b_ih"]  # (B, G*H)
     if spec.mode == "RNN":
-        a = gi + h @ p["w_hh"].T + p["b_hh"]
+        a = gi + mm(h, p["w_hh"]) + p["b_hh"]
         return (np.tanh(a) if spec.nonlinearity == "tanh" else np.maximum(a, 0.0)), None
     if spec.mode == "LSTM":
-        a = gi + h @ p["w_hh"].T + p["b_hh"]
+        a = gi + mm(h, p["w_hh"]) + p["b_hh"]
         a_i, a_f, a_g, a_o = a[:, 0 * H : 1 * H], a[:, 1 * H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H : 4 * H]
         if spec.peepholes:  # i and f see the old cell state
             p_i, p_f, _ = p["w_peep"]
@@ -189,27 +195,27 @@ def cell_step(spec: Spec, p: dict, x_t: np.ndarray, h: np.ndarray, c: np.ndarray
         o = sigmoid(a_o)
         h_new = o * np.tanh(c_new)
         if spec.proj_size > 0:
-            h_new = h_new @ p["w_hr"].T
+            h_new = mm(h_new, p["w_hr"])
         return h_new, c_new
     # GRU
     w_hh, b_hh = p["w_hh"], p["b_hh"]
-    r = sigmoid(gi[:, 0 * H : 1 * H] + h @ w_hh[0 * H : 1 * H].T + b_hh[0 * H : 1 * H])
-    z = sigmoid(gi[:, 1 * H : 2 * H] + h @ w_hh[1 * H : 2 * H].T + b_hh[1 * H : 2 * H])
+    r = sigmoid(gi[:, 0 * H : 1 * H] + mm(h, w_hh[0 * H : 1 * H]) + b_hh[0 * H : 1 * H])
+    z = sigmoid(gi[:, 1 * H : 2 * H] + mm(h, w_hh[1 * H : 2 * H]) + b_hh[1 * H : 2 * H])
     if spec.reset_after:
-        n = np.tanh(gi[:, 2 * H :] + r * (h @ w_hh[2 * H :].T + b_hh[2 * H :]))
+        n = np.tanh(gi[:, 2 * H :] + r * (mm(h, w_hh[2 * H :]) + b_hh[2 * H :]))
     else:
-        n = np.tanh(gi[:, 2 * H :] + (r * h) @ w_hh[2 * H :].T + b_hh[2 * H :])
+        n = np.tanh(gi[:, 2 * H :] + mm(r * h, w_hh[2 * H :]) + b_hh[2 * H :])
     return (1.0 - z) * n + z * h, None
 
 
-def run_direction(spec, p, x, h0, c0, lengths, reverse):
+def run_direction(spec, p, x, h0, c0, lengths, reverse, mm=float_product):
     """One layer, one direction over a time-major (T, B, in) input. Returns out (T,B,Hout), h, c."""
     T, B = x.shape[:2]
     out = np.zeros((T, B, spec.out_size))
     h, c = h0.copy(), (None if c0 is None else c0.copy())
     for t in reversed(range(T)) if reverse else range(T):
         active = (t < lengths)[:, None]  # (B, 1): steps at and past a length are skipped
-        h_new, c_new = cell_step(spec, p, x[t], h, c)
+        h_new, c_new = cell_step(spec, p, x[t], h, c, mm)
         h = np.where(active, h_new, h)
         if c is not None:
             c = np.where(active, c_new, c)
@@ -231,7 +237,7 @@ def layer_params(spec: Spec, params: dict, layer: int, d: int) -> dict:
     return p
 
 
-def forward(spec: Spec, params: dict, x, h0=None, c0=None, lengths=None, dropout_masks=None):
+def forward(spec: Spec, params: dict, x, h0=None, c0=None, lengths=None, dropout_masks=None, mm=float_product):
     """The module's forward in float64. x in the caller's layout ((T,B,I), (B,T,I) with
     batch_first, or unbatched (T,I)). Returns (out, h_n, c_n); c_n is None except for LSTM."""
     x = np.asarray(x, dtype=np.float64)
@@ -266,6 +272,7 @@ def forward(spec: Spec, params: dict, x, h0=None, c0=None, lengths=None, dropout
                 None if c0 is None else np.asarray(c0[k], dtype=np.float64),
                 lengths,
                 reverse=d == 1,
+                mm=mm,
             )
             outs.append(out_d)
             h_n[k] = h

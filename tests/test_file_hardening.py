@@ -267,7 +267,8 @@ FIXTURES: dict[str, tuple[Callable[[], bytes], Optional[str]]] = {
         set_version("1")(h, b), h["__metadata__"].__setitem__("architecture", h["__metadata__"]["architecture"]
                                                               .replace('"reset_after": true', '"reset_after": false'))
     )), None),  # version 1's checksum never covered the architecture: why version 2 exists
-    "version_3": (header_edit("gru", set_version("3")), 'rnnkit format version "3"; this'),
+    "version_2": (header_edit("gru", set_version("2")), None),  # version 3 added dtypes, not checksum fields
+    "version_4": (header_edit("gru", set_version("4")), 'rnnkit format version "4"; this'),
     "version_empty": (header_edit("gru", set_version("")), 'rnnkit format version ""'),
     "version_2.0": (header_edit("gru", set_version("2.0")), 'rnnkit format version "2.0"'),
     "version_missing": (header_edit("gru", lambda h, b: h["__metadata__"].pop("format_version"), sign=False),
@@ -288,8 +289,8 @@ FIXTURES: dict[str, tuple[Callable[[], bytes], Optional[str]]] = {
                        'duplicate key "__metadata__"'),
     "architecture_twice": (text_edit("gru", lambda t: t.replace('"architecture":', '"architecture":"{}","architecture":',
                                                                 1)), 'duplicate key "architecture"'),
-    "format_version_twice": (text_edit("gru", lambda t: t.replace('"format_version":"2"',
-                                                                  '"format_version":"2","format_version":"1"')),
+    "format_version_twice": (text_edit("gru", lambda t: t.replace('"format_version":"3"',
+                                                                  '"format_version":"3","format_version":"1"')),
                              'duplicate key "format_version"'),
     "tensor_twice": (text_edit("linear", lambda t: t.replace('"bias":{', '"bias":{"dtype":"F32","shape":[2],'
                                                              '"data_offsets":[0,8]},"bias":{')), 'duplicate key "bias"'),
@@ -641,11 +642,11 @@ with tempfile.TemporaryDirectory() as d:
 # ---- 3. the checksum ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("base", list(BASES))
-def test_rk_save_writes_version_2_with_the_documented_checksum(base: str) -> None:
+def test_rk_save_writes_version_3_with_the_documented_checksum(base: str) -> None:
     header, body = model_files.split(saved(base))
     meta = header["__metadata__"]
-    assert meta["format_version"] == "2"
-    assert meta["sha256"] == model_files.digest(header, body, "2")
+    assert meta["format_version"] == "3"
+    assert meta["sha256"] == model_files.digest(header, body, "3")
     assert meta["sha256"] != model_files.digest(header, body, "1")
 
 

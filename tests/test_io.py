@@ -185,7 +185,7 @@ def test_file_is_plain_safetensors_with_metadata(rk, tmp_path):
     with safetensors.safe_open(str(path), framework="np") as f:
         meta = f.metadata()
     assert meta["format"] == "rnnkit"
-    assert meta["format_version"] == "2"
+    assert meta["format_version"] == "3"
     arch = json.loads(meta["architecture"])
     assert arch  # some JSON description of the layers
     assert "LSTM" in meta["architecture"] and "Embedding" in meta["architecture"]

@@ -10,6 +10,7 @@ void register_layers(pybind11::module_& m);
 void register_losses(pybind11::module_& m);
 void register_optim(pybind11::module_& m);
 void register_model(pybind11::module_& m);
+void register_lowp(pybind11::module_& m);
 }  // namespace rnnkit_py
 
 PYBIND11_MODULE(_core, m) {
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
   rnnkit_py::register_losses(m);
   rnnkit_py::register_optim(m);
   rnnkit_py::register_model(m);
+  rnnkit_py::register_lowp(m);
 }

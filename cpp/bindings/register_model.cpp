@@ -130,9 +130,14 @@ void register_dtype(py::module_& m, const char* model_name, const char* stream_n
           if (kind != 'f' && kind != 'i' && kind != 'u')
             throw py::type_error("tensor '" + name + "' must be real numbers (float or integer), got dtype " +
                                  dtype_str(a));
-          const bool as_is = py::isinstance<Array<float>>(a) || py::isinstance<Array<double>>(a);
+          // int8 and uint16 (bfloat16's bits) arrays are a reduced-precision layer's weights (rk.quantize):
+          // they go in as I8 / BF16, which only such a layer's matrices may be
+          const bool i8 = py::isinstance<py::array_t<std::int8_t, py::array::c_style>>(a);
+          const bool bf16 = py::isinstance<py::array_t<std::uint16_t, py::array::c_style>>(a);
+          const bool as_is = py::isinstance<Array<float>>(a) || py::isinstance<Array<double>>(a) || i8 || bf16;
           keep.push_back(a);
-          refs.push_back({name, py::isinstance<Array<double>>(a) ? "F64" : as_is ? "F32" : dtype_code<S>(),
+          refs.push_back({name, i8 ? "I8" : bf16 ? "BF16" : py::isinstance<Array<double>>(a) ? "F64"
+                                : as_is ? "F32" : dtype_code<S>(),
                           shape_of(a), as_is ? a.data() : nullptr});
         }
         Model::check_tensors(arch, refs, "model");

@@ -7,6 +7,7 @@
 #include "numpy.h"
 #include "rnnkit/cells.h"
 #include "rnnkit/rnnkit.h"
+#include "rnnkit/weights.h"
 
 namespace rnnkit_py {
 
@@ -20,7 +21,7 @@ template <class S>
 py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x, bool batch_first,
                   const std::optional<Array<S>>& h0, const std::optional<Array<S>>& c0,
                   const std::optional<IntArray>& lengths, const std::vector<Array<S>>& dropout, bool training,
-                  const py::object& reuse) {
+                  const py::object& reuse, const rnnkit::LowpStack* lowp) {
   const Index L = s.num_layers, D = s.directions(), P = s.out_size(), H = s.hidden_size;
   const bool lstm = s.decl().has_c;
   check_shape(params, {s.num_params()}, "params");
@@ -34,6 +35,13 @@ py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x,
     check_shape(*c0, {D * L, B, H}, "c0");
   }
   if (lengths) check_shape(*lengths, {B}, "lengths");
+  if (lowp) {
+    if (!std::is_same_v<S, float>) throw py::value_error("reduced-precision weights run in float32 only");
+    if (training) throw py::value_error("a model with reduced-precision weights runs inference only");
+    const std::size_t dirs = std::size_t(L * D);
+    if ((lowp->int8.size() != dirs && lowp->bf16.size() != dirs))
+      throw py::value_error("lowp: its weights are for another stack");
+  }
   if (!dropout.empty()) {
     if (Index(dropout.size()) != L - 1)
       throw py::value_error("dropout: expected " + std::to_string(L - 1) + " masks, got " +
@@ -58,6 +66,7 @@ py::tuple forward(const StackSpec& s, const Array<S>& params, const Array<S>& x,
   a.dropout = masks.empty() ? nullptr : masks.data();
   a.out = out.mutable_data();
   a.h_n = h_n.mutable_data();
+  a.lowp = lowp;
   if (lstm) {
     auto cn = empty<S>({D * L, B, H});
     a.c_n = cn.mutable_data();
@@ -128,7 +137,7 @@ void register_dtype(py::module_& m, const char* cache_name) {
   m.def("forward", &forward<S>, py::arg("spec"), py::arg("params").noconvert(), py::arg("x").noconvert(),
         py::arg("batch_first"), py::arg("h0").noconvert() = py::none(), py::arg("c0").noconvert() = py::none(),
         py::arg("lengths").noconvert() = py::none(), py::arg("dropout") = std::vector<Array<S>>(),
-        py::arg("training") = false, py::arg("reuse") = py::none());
+        py::arg("training") = false, py::arg("reuse") = py::none(), py::arg("lowp") = nullptr);
   m.def("backward", &backward<S>, py::arg("spec"), py::arg("params").noconvert(), py::arg("grads").noconvert(),
         py::arg("cache"), py::arg("grad_out").noconvert() = py::none(),
         py::arg("grad_h_n").noconvert() = py::none(), py::arg("grad_c_n").noconvert() = py::none());

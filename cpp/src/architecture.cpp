@@ -8,11 +8,13 @@
 
 #include "rnnkit/architecture.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
+#include <type_traits>
 
 #include "json.h"
 #include "model_layers.h"
@@ -59,6 +61,8 @@ Option choice(std::string key, std::vector<std::string> allowed, Shown shown = S
 const std::vector<LayerClass>& table() {
   static const std::vector<LayerClass> classes = [] {
     const Option dtype = choice("dtype", {"float32", "float64"}, Shown::Never);
+    // the weight matrices' storage (quant.h); the rest of the layer stays float32
+    const Option precision = choice("precision", {"float32", "int8", "bf16"});
     // PyTorch's recurrent options; the summary shows them in this order when not default
     auto recurrent = [&](const char* name, std::vector<Option> own, std::vector<Check> checks) {
       std::vector<Option> o{size("input_size"),
@@ -69,6 +73,7 @@ const std::vector<LayerClass>& table() {
                             fraction("dropout", 0, Shown::Never),  // training only
                             boolean("bidirectional", false)};
       o.insert(o.end(), own.begin(), own.end());
+      o.push_back(precision);
       o.push_back(dtype);
       return LayerClass{name, Role::Recurrent, std::move(o), std::move(checks), "input_size"};
     };
@@ -84,7 +89,7 @@ const std::vector<LayerClass>& table() {
         recurrent("LSTM", {integer("proj_size", 0, 0), boolean("peepholes", false)},
                   {{CheckKind::SmallerThan, "proj_size", "hidden_size"}}),
         recurrent("GRU", {boolean("reset_after", true)}, {}),
-        {"Linear", Role::Linear, {size("in_features"), size("out_features"), boolean("bias", true), dtype}, {},
+        {"Linear", Role::Linear, {size("in_features"), size("out_features"), boolean("bias", true), precision, dtype}, {},
          "in_features"},
         {"LastStep", Role::Pool, pool, {}, ""},
         {"MeanPool", Role::Pool, pool, {}, ""},
@@ -210,6 +215,12 @@ struct LayerConfig {
   bool boolean(const std::string& key) const { return get(key).boolean; }
   double number(const std::string& key) const { return get(key).number; }
   const std::string& string(const std::string& key) const { return get(key).string; }
+  // the layer's weight matrices' precision (float32 for a class without the option)
+  Precision precision() const {
+    for (std::size_t i = 0; i < cls->options.size(); ++i)
+      if (cls->options[i].key == "precision") return precision_from_name(values[i].string);
+    return Precision::Float;
+  }
 
   // "LSTM(3, 8, num_layers=2)"
   std::string summary() const {
@@ -328,15 +339,35 @@ std::string shape_str(const std::vector<Index>& s) {
 struct Needed {
   std::string name;  // with the layer's prefix: "1.weight_ih_l0"
   std::vector<Index> shape;
+  std::string dtype;  // "I8" or "BF16" for a reduced-precision weight matrix, "" for F32 / F64
 };
+
+// A weight matrix of a recurrent stack, the tensors a reduced precision stores.
+bool is_matrix(const std::string& param) {
+  return param.rfind("weight_ih", 0) == 0 || param.rfind("weight_hh", 0) == 0 || param.rfind("weight_hr", 0) == 0;
+}
+
+// A reduced-precision matrix's tensors: its values, and for int8 its rows' scales (name + "_scale").
+void add_matrix(std::vector<Needed>& out, const std::string& name, Index rows, Index cols, Precision p) {
+  if (p == Precision::Float) {
+    out.push_back({name, {rows, cols}, ""});
+    return;
+  }
+  out.push_back({name, {rows, cols}, p == Precision::Int8 ? "I8" : "BF16"});
+  if (p == Precision::Int8) out.push_back({name + "_scale", {rows}, ""});
+}
 
 // How many tensors the layer needs, in closed form: a file claiming 2^31 layers is
 // refused on this count, before anything is listed or allocated for them.
 Index tensor_count(const LayerConfig& c) {
   switch (c.cls->role) {
-    case arch::Role::Recurrent: return stack_spec(c).num_tensors();
+    case arch::Role::Recurrent: {  // int8: a scale beside each weight matrix
+      const StackSpec s = stack_spec(c);
+      const Index scales = c.precision() == Precision::Int8 ? s.num_layers * s.directions() * (2 + (s.proj_size > 0)) : 0;
+      return s.num_tensors() + scales;
+    }
     case arch::Role::Embedding: return 1;
-    case arch::Role::Linear: return c.boolean("bias") ? 2 : 1;
+    case arch::Role::Linear: return (c.boolean("bias") ? 2 : 1) + (c.precision() == Precision::Int8);
     case arch::Role::Pool:
     case arch::Role::Dropout: return 0;
   }
@@ -349,21 +380,38 @@ std::vector<Needed> needed_tensors(const LayerConfig& c, const std::string& pref
   std::vector<Needed> out;
   switch (c.cls->role) {
     case arch::Role::Recurrent:
-      for (const ParamInfo& p : stack_spec(c).param_shapes())
-        out.push_back({prefix + p.name, p.cols ? std::vector<Index>{p.rows, p.cols} : std::vector<Index>{p.rows}});
+      for (const ParamInfo& p : stack_spec(c).param_shapes()) {
+        if (is_matrix(p.name))
+          add_matrix(out, prefix + p.name, p.rows, p.cols, c.precision());
+        else
+          out.push_back({prefix + p.name, p.cols ? std::vector<Index>{p.rows, p.cols} : std::vector<Index>{p.rows}, ""});
+      }
       break;
     case arch::Role::Embedding:
-      out.push_back({prefix + "weight", {c.integer("num_embeddings"), c.integer("embedding_dim")}});
+      out.push_back({prefix + "weight", {c.integer("num_embeddings"), c.integer("embedding_dim")}, ""});
       break;
     case arch::Role::Linear:
-      out.push_back({prefix + "weight", {c.integer("out_features"), c.integer("in_features")}});
-      if (c.boolean("bias")) out.push_back({prefix + "bias", {c.integer("out_features")}});
+      add_matrix(out, prefix + "weight", c.integer("out_features"), c.integer("in_features"), c.precision());
+      if (c.boolean("bias")) out.push_back({prefix + "bias", {c.integer("out_features")}, ""});
       break;
     case arch::Role::Pool:
     case arch::Role::Dropout: break;
   }
   return out;
 }
+
+// A layer's reduced-precision tensors as read, by name, for its packing (LowpTensors).
+struct LowpStore {
+  std::map<std::string, std::vector<std::int8_t>> int8;
+  std::map<std::string, std::vector<float>> scale;
+  std::map<std::string, std::vector<Bf16>> bf16;
+  const void* find(const std::string& name) const {
+    if (auto it = int8.find(name); it != int8.end()) return it->second.data();
+    if (auto it = scale.find(name); it != scale.end()) return it->second.data();
+    if (auto it = bf16.find(name); it != bf16.end()) return it->second.data();
+    return nullptr;
+  }
+};
 
 // The file's tensors by name, checked against what the layers need before any is
 // copied (check), then copied one by one into the layers' buffers (copy).
@@ -400,7 +448,9 @@ struct TensorTable {
         if (t.shape != n.shape)
           throw ModelFileError(what + ": tensor '" + n.name + "' has shape " + shape_str(t.shape) +
                                ", the architecture needs " + shape_str(n.shape));
-        if (t.dtype != "F32" && t.dtype != "F64")
+        if (!n.dtype.empty() && t.dtype != n.dtype)
+          throw ModelFileError(what + ": tensor '" + n.name + "' has dtype " + t.dtype + ", expected " + n.dtype);
+        if (n.dtype.empty() && t.dtype != "F32" && t.dtype != "F64")
           throw ModelFileError(what + ": tensor '" + n.name + "' has dtype " + t.dtype + ", expected F32 or F64");
         used.insert(n.name);
       }
@@ -435,6 +485,58 @@ struct TensorTable {
     }
     read_floats(t.dtype, t.data, n, dst);
   }
+
+  // An int8 weight matrix (checked) into dst, its values in -127..127 (the kernels' range).
+  void copy_int8(const std::string& name, std::int8_t* dst) const {
+    const TensorRef& t = *by_name.at(name);
+    const Index n = t.shape[0] * t.shape[1];
+    std::memcpy(dst, t.data, std::size_t(n));
+    for (Index i = 0; i < n; ++i)
+      if (dst[i] < -127)
+        throw ModelFileError(what + ": tensor '" + name + "' has the value -128 (element " + std::to_string(i) +
+                             "): int8 weights are in -127..127");
+  }
+  // A bfloat16 weight matrix (checked) into dst, every value finite.
+  void copy_bf16(const std::string& name, Bf16* dst) const {
+    const TensorRef& t = *by_name.at(name);
+    const Index n = t.shape[0] * t.shape[1];
+    std::memcpy(dst, t.data, std::size_t(2 * n));
+    for (Index i = 0; i < n; ++i)
+      if ((dst[i].bits & 0x7f80u) == 0x7f80u)
+        throw ModelFileError(what + ": tensor '" + name + "' has a NaN or infinite value (element " +
+                             std::to_string(i) + ")");
+  }
+  // An int8 matrix's row scales (checked): finite, >= 0.
+  void copy_scale(const std::string& name, float* dst) const {
+    copy(name, dst);
+    const TensorRef& t = *by_name.at(name);
+    for (Index i = 0; i < t.shape[0]; ++i)
+      if (dst[i] < 0)
+        throw ModelFileError(what + ": tensor '" + name + "' has a negative scale (element " + std::to_string(i) + ")");
+  }
+
+  // A weight matrix (rows, cols) in precision p into dst as float (int8: q·scale), and
+  // its stored values kept for the packing in `store` (under the name without prefix).
+  template <class S>
+  void copy_matrix(const std::string& prefix, const std::string& name, Index rows, Index cols, Precision p, S* dst,
+                   LowpStore& store) const {
+    const std::string full = prefix + name;
+    if (p == Precision::Float) return copy(full, dst);
+    if (p == Precision::Int8) {
+      auto& q = store.int8[name];
+      auto& sc = store.scale[name + "_scale"];
+      q.resize(std::size_t(rows * cols)), sc.resize(std::size_t(rows));
+      copy_int8(full, q.data());
+      copy_scale(full + "_scale", sc.data());
+      for (Index r = 0; r < rows; ++r)
+        for (Index k = 0; k < cols; ++k) dst[r * cols + k] = S(float(q[std::size_t(r * cols + k)]) * sc[std::size_t(r)]);
+    } else {
+      auto& b = store.bf16[name];
+      b.resize(std::size_t(rows * cols));
+      copy_bf16(full, b.data());
+      for (Index i = 0; i < rows * cols; ++i) dst[i] = S(from_bf16(b[std::size_t(i)]));
+    }
+  }
 };
 
 // The layer `c` describes, with its tensors copied from the table (checked);
@@ -452,9 +554,22 @@ Layer<S> make_layer(const LayerConfig& c, const std::string& prefix, Index featu
       L.in = s.input_size;
       L.out = s.directions() * s.out_size();
       L.params.resize(std::size_t(s.num_params()));
-      for (const ParamInfo& p : s.param_layout()) tensors.copy(prefix + p.name, L.params.data() + p.offset);
-      if (!s.bidirectional)
+      const Precision prec = c.precision();
+      if (prec != Precision::Float && !std::is_same_v<S, float>)
+        c.fail(std::string("its ") + precision_name(prec) + " weights run in float32: load the model as float32");
+      LowpStore store;
+      for (const ParamInfo& p : s.param_layout()) {
+        if (is_matrix(p.name))
+          tensors.copy_matrix(prefix, p.name, p.rows, p.cols, prec, L.params.data() + p.offset, store);
+        else
+          tensors.copy(prefix + p.name, L.params.data() + p.offset);
+      }
+      if (prec != Precision::Float) {
+        L.lowp = std::make_shared<const LowpStack>(
+            lowp_stack(s, prec, [&](const std::string& name) { return store.find(name); }));
+      } else if (!s.bidirectional) {
         for (Index l = 0; l < s.num_layers; ++l) L.step.push_back(step_weights(s, L.params.data(), l));
+      }
       break;
     }
     case arch::Role::Embedding:
@@ -464,16 +579,25 @@ Layer<S> make_layer(const LayerConfig& c, const std::string& prefix, Index featu
       L.params.resize(std::size_t(L.in * L.out));
       tensors.copy(prefix + "weight", L.params.data());
       break;
-    case arch::Role::Linear:
+    case arch::Role::Linear: {
       L.kind = Kind::Linear;
       L.in = c.integer("in_features");
       L.out = c.integer("out_features");
       L.bias = c.boolean("bias");
       L.params.resize(std::size_t(L.out * L.in + (L.bias ? L.out : 0)));
-      tensors.copy(prefix + "weight", L.params.data());
+      const Precision prec = c.precision();
+      if (prec != Precision::Float && !std::is_same_v<S, float>)
+        c.fail(std::string("its ") + precision_name(prec) + " weights run in float32: load the model as float32");
+      LowpStore store;
+      tensors.copy_matrix(prefix, "weight", L.out, L.in, prec, L.params.data(), store);
       if (L.bias) tensors.copy(prefix + "bias", L.params.data() + L.out * L.in);
-      L.linear_w = packed_transpose(L.params.data(), L.out, L.in);
+      if (prec == Precision::Float)
+        L.linear_w = packed_transpose(L.params.data(), L.out, L.in);
+      else
+        L.lowp_linear = std::make_shared<const LowpLinear>(
+            lowp_linear(prec, L.out, L.in, store.find("weight"), static_cast<const float*>(store.find("weight_scale"))));
       break;
+    }
     case arch::Role::Pool:
       L.kind = c.cls->name == "LastStep" ? Kind::LastStep : Kind::MeanPool;
       L.in = L.out = features;
@@ -546,6 +670,9 @@ std::vector<LayerConfig> read_layers(const std::vector<const Value*>& entries, c
                                json::quote(dtype->string) + "): a model has one dtype");
         dtype = &d;
       }
+    if (c.precision() != Precision::Float && c.string("dtype") != "float32")
+      throw ModelFileError(at + "precision " + json::quote(precision_name(c.precision())) +
+                           " runs in float32: its dtype must be \"float32\"");
     switch (role) {
       case arch::Role::Recurrent: {
         const StackSpec s = stack_spec(c);
@@ -592,8 +719,10 @@ Plan plan(const std::string& architecture, const TensorTable& tensors, const std
 
 }  // namespace
 
-void check_tensors(const std::string& architecture, const std::vector<TensorRef>& refs, const std::string& what) {
-  plan(architecture, TensorTable(refs, what), what);
+bool check_tensors(const std::string& architecture, const std::vector<TensorRef>& refs, const std::string& what) {
+  const Plan p = plan(architecture, TensorTable(refs, what), what);
+  return std::any_of(p.configs.begin(), p.configs.end(),
+                     [](const LayerConfig& c) { return c.precision() != Precision::Float; });
 }
 
 template <class S>

@@ -14,7 +14,7 @@
 namespace rnnkit {
 
 constexpr const char* kFormat = "rnnkit";
-constexpr const char* kFormatVersion = "2";  // what save_model writes; load reads "1" too
+constexpr const char* kFormatVersion = "3";  // what save_model writes; load reads "1" and "2" too
 
 namespace {
 
@@ -90,9 +90,9 @@ BasicModel<S> BasicModel<S>::load(const std::string& path) {
   if (!format || *format != kFormat)
     throw ModelFileError(path + ": a safetensors file but not an rnnkit model (no format=rnnkit in its metadata)");
   const std::string* version = get("format_version");
-  if (!version || (*version != "1" && *version != "2"))
+  if (!version || (*version != "1" && *version != "2" && *version != "3"))
     throw ModelFileError(path + ": rnnkit format version " + (version ? json::quote(*version) : "none") +
-                         "; this runtime reads versions 1 and 2");
+                         "; this runtime reads versions 1, 2 and 3");
   const std::string* arch = get("architecture");
   if (!arch) throw ModelFileError(path + ": no architecture in the metadata");
   std::vector<TensorRef> refs;
@@ -144,8 +144,11 @@ template class BasicModel<float>;
 template class BasicModel<double>;
 
 void save_model(const std::string& path, const std::string& architecture_json, const std::vector<TensorRef>& tensors) {
-  // Check that the file will load before writing it.
-  BasicModel<double>::from_tensors(architecture_json, tensors, path);
+  // Check that the file will load before writing it (in float32 where its weights are reduced-precision).
+  if (detail::check_tensors(architecture_json, tensors, path))
+    BasicModel<float>::from_tensors(architecture_json, tensors, path);
+  else
+    BasicModel<double>::from_tensors(architecture_json, tensors, path);
   std::map<std::string, std::string> meta{{"format", kFormat},
                                           {"format_version", kFormatVersion},
                                           {"architecture", architecture_json},

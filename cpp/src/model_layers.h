@@ -11,6 +11,7 @@
 #include "rnnkit/gemm.h"
 #include "rnnkit/model.h"
 #include "rnnkit/spec.h"
+#include "rnnkit/weights.h"
 
 namespace rnnkit {
 
@@ -61,8 +62,12 @@ struct Layer {
     PackedMat<S> w_hr;  // W_hr^T, empty without proj_size
     DirParams dp;       // where the sub-layer's parameters are (spec.dir_params, looked up once)
   };
-  std::vector<StepWeights> step;  // Recurrent: [sub-layer l]
-  PackedMat<S> linear_w;          // Linear: W^T
+  std::vector<StepWeights> step;  // Recurrent: [sub-layer l] (float weights only)
+  PackedMat<S> linear_w;          // Linear: W^T (float weights only)
+  // The weight matrices in int8 / bfloat16 (a float32 model's only; params then hold
+  // their values as float, and the biases): Recurrent, Linear.
+  std::shared_ptr<const LowpStack> lowp;
+  std::shared_ptr<const LowpLinear> lowp_linear;
 };
 
 template <class S>
@@ -92,8 +97,9 @@ template <class S>
 typename Layer<S>::StepWeights step_weights(const StackSpec& s, const S* params, Index l);
 
 // The checks build() makes before it allocates anything: the architecture, and the
-// tensors' names, shapes and dtypes against it (no tensor's data is read).
-void check_tensors(const std::string& architecture, const std::vector<TensorRef>& refs, const std::string& what);
+// tensors' names, shapes and dtypes against it (no tensor's data is read). True where a
+// layer stores its weights in reduced precision (the model then runs in float32 only).
+bool check_tensors(const std::string& architecture, const std::vector<TensorRef>& refs, const std::string& what);
 
 // The layers an architecture (JSON) and its tensors describe (architecture.cpp).
 // Throws ModelFileError naming `what`.

@@ -2,6 +2,7 @@
 // another, through the core's stack forward (stack.h) and layers (layers.h).
 
 #include <algorithm>
+#include <type_traits>
 
 #include "model_layers.h"
 #include "rnnkit/layers.h"
@@ -41,11 +42,20 @@ void run_predict(const ModelLayers<S>& m, const S* x, const Id* ids, Index B, In
         SeqArgs<S> a;  // no h_n / c_n: predict returns the output sequence only
         a.T = T, a.B = B, a.batch_first = true, a.lengths = lengths;
         a.x = in, a.out = next.data();
+        a.lowp = L.lowp.get();
         forward<S>(s, L.params.data(), a, nullptr);
         break;
       }
       case Kind::Linear:
         next.resize(std::size_t(rows * L.out));
+        if constexpr (std::is_same_v<S, float>) {
+          if (L.lowp_linear) {  // the bias, then += x · W^T in reduced precision
+            for (Index r = 0; r < rows; ++r)
+              for (Index j = 0; j < L.out; ++j) next[std::size_t(r * L.out + j)] = L.bias ? L.params[std::size_t(L.out * L.in + j)] : 0.0f;
+            L.lowp_linear->apply(next.data(), in, rows, true);
+            break;
+          }
+        }
         linear_forward(next.data(), in, L.params.data(), L.bias ? L.params.data() + L.out * L.in : nullptr, rows,
                        L.in, L.out);
         break;

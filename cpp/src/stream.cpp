@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "model_layers.h"
 #include "rnnkit/cells.h"
@@ -219,9 +220,57 @@ void cell_step(const StackSpec& s, const DirParams& dp, const typename Layer<S>:
   }
 }
 
+// One step of sub-layer l of a stack whose weight matrices are int8 / bfloat16
+// (LowpStack), row by row: the driver's forward on one row, with its products
+// (x_t W_ih^T and h_{t-1} W_hh^T apart, each row of activations quantized on its
+// own) and the cell's step as they are there, so a stream gives predict's outputs.
+template <class Cell, class W>
+void lowp_cell_step(const StackSpec& s, const float* params, Index l, const DirWeights<W>& pw, const float* x,
+                    detail::StepBuffers<float>& st, Index B) {
+  const CellDecl d = s.decl();
+  const DirParams dp = s.dir_params(l, 0);
+  const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = d.gates * H, R = d.rec_gates() * H;
+  const CellWeights<float, W> w = detail::cell_weights(s, params, dp, R < GH ? &pw.w_gated : nullptr);
+  float* xg = st.g.data();
+  float* hg = xg + GH;
+  float* hprev = st.z.data();
+  StepRange rg;
+  rg.b = 1, rg.own_thread = true;
+  for (Index r = 0; r < B; ++r) {
+    float* h = st.h.data() + r * P;
+    std::copy_n(h, P, hprev);  // the cell may write h_t over h
+    vec_mat(xg, x + r * I, pw.w_in);
+    vec_mat(hg, hprev, pw.w_rec);
+    StepIn<float> in;
+    in.xg = xg, in.hg = hg, in.hprev = {hprev, nullptr, P};
+    StepOut<float> out;
+    out.m = {dp.w_hr >= 0 ? st.m.data() : h, nullptr, H};
+    out.c = st.c.size() > 0 ? st.c.data() + r * H : nullptr;
+    out.cache = st.cache.data(), out.work = st.work.data();
+    Cell::forward(s, w, rg, in, out);
+    if (dp.w_hr >= 0) vec_mat(h, st.m.data(), pw.w_proj);
+  }
+}
+
 template <class S>
 void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S>>& subs, Index B, bool backwards) {
   const StackSpec& s = L.spec;
+  if constexpr (std::is_same_v<S, float>) {
+    if (L.lowp) {
+      for (Index l = 0; l < s.num_layers; ++l) {
+        auto& st = subs[std::size_t(l)];
+        with_cell(s, [&](auto cell) {
+          using Cell = decltype(cell);
+          if (L.lowp->precision == Precision::Int8)
+            lowp_cell_step<Cell>(s, L.params.data(), l, L.lowp->int8[std::size_t(l)], x, st, B);
+          else
+            lowp_cell_step<Cell>(s, L.params.data(), l, L.lowp->bf16[std::size_t(l)], x, st, B);
+        });
+        x = st.h.data();
+      }
+      return;
+    }
+  }
   for (Index l = 0; l < s.num_layers; ++l) {
     const auto& w = L.step[std::size_t(l)];
     with_cell(s, [&](auto cell) { cell_step<decltype(cell)>(s, w.dp, w, x, subs[std::size_t(l)], B, backwards); });
@@ -268,6 +317,13 @@ void run_step(detail::StreamState<S>& st, const S* x, const Id* ids, S* y) {
       case Kind::Linear:  // linear_forward's maths, row by row (no heap)
         for (Index r = 0; r < B; ++r) {
           if (L.bias) std::copy_n(L.params.data() + L.out * L.in, L.out, out + r * L.out);
+          if constexpr (std::is_same_v<S, float>) {
+            if (L.lowp_linear) {
+              if (!L.bias) std::fill_n(out + r * L.out, L.out, 0.0f);
+              L.lowp_linear->apply(out + r * L.out, in + r * L.in, 1, true);
+              continue;
+            }
+          }
           vec_mat(out + r * L.out, in + r * L.in, L.linear_w, L.bias);
         }
         break;
@@ -315,13 +371,18 @@ BasicStream<S> BasicModel<S>::stream(Index batch) const {
       b.c = Mat<S>::Zero(d.has_c ? batch : 0, H);
       b.z = Mat<S>::Zero(1, P + 1 + s.layer_input_size(l));
       b.z(0, P) = S(1);                   // meets the biases' row
+      b.cache.resize(1, d.cache * H);
+      b.m.resize(1, H);
+      b.work.resize(1, H);
+      if (L.lowp) {  // lowp_cell_step: x_t W_ih^T, then h_{t-1} W_hh^T
+        b.g = Mat<S>::Zero(1, d.gates * H + d.rec_gates() * H);
+        st->rec[i].push_back(std::move(b));
+        continue;
+      }
       const auto& w = L.step[std::size_t(l)];
       Index g_cols = 4 * w.lanes;  // as wide as a group's panel or the products write
       for (const auto& p : w.products) g_cols = std::max(g_cols, p.out + p.w.N);
       b.g = Mat<S>::Zero(1, g_cols);
-      b.cache.resize(1, d.cache * H);
-      b.m.resize(1, H);
-      b.work.resize(1, H);
       const DirParams dp = s.dir_params(l, 0);
       detail::StepArgs<S>& a = b.args;  // what stays the same from step to step
       a.w = detail::cell_weights(s, L.params.data(), dp, static_cast<const PackedMat<S>*>(nullptr));

@@ -14,13 +14,15 @@ from .layers import GRU, LSTM, RNN
 from .module import Module
 from .nn import Dropout, Embedding, LastStep, Linear, MeanPool
 from .optim import SGD, Adam, AdamW, CosineAnnealingLR, StepLR, clip_grad_norm
+from .quantization import quantize
 from .sequential import Sequential
 from .trainer import Trainer
 
 __all__ = [
     "RNN", "LSTM", "GRU", "Embedding", "Linear", "LastStep", "MeanPool", "Dropout", "Sequential", "Module",
     "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "clip_grad_norm", "Trainer", "losses", "text",
-    "save", "load", "generate", "runtime", "blas_library", "get_num_threads", "set_num_threads",
+    "save", "load", "generate", "runtime", "blas_library", "get_num_threads", "set_num_threads", "quantize",
+    "cpu_features",
 ]
 __version__ = "0.1.0"
 
@@ -46,6 +48,12 @@ def _plug_in_blas() -> None:
         import warnings
 
         warnings.warn(f"rnnkit: not using OpenBLAS ({e}); products run on Eigen", RuntimeWarning, stacklevel=2)
+
+
+def cpu_features() -> dict:
+    """What the CPU has (AVX2, AVX-512 and its VNNI / BF16 extensions), the instruction-set level in use
+    (``RNNKIT_ISA=baseline|avx2|avx512`` caps it) and the int8 / bfloat16 kernels it chose."""
+    return dict(_core.cpu_features())
 
 
 def blas_library() -> str:

@@ -66,9 +66,35 @@ def forward(
     dropout: Sequence[np.ndarray] = (),
     training: bool = False,
     reuse: Optional[_Cache32 | _Cache64] = None,
+    lowp: Optional[LowpStack] = None,
 ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], Optional[_Cache32 | _Cache64]]:
     """(out, h_n, c_n, cache): c_n only for LSTM, cache only when training (``reuse``, a cache
-    whose backward is done, when given: the forward refills its buffers instead of allocating)."""
+    whose backward is done, when given: the forward refills its buffers instead of allocating).
+    ``lowp``: the stack's weight matrices in int8 / bfloat16 (float32 inference only)."""
+
+# ---- reduced precision (register_lowp.cpp) ----
+def quantize_int8(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(q int8 (rows, cols), scale float32 (rows)): symmetric, one scale per row."""
+def to_bf16(w: np.ndarray) -> np.ndarray:
+    """w rounded to nearest even into bfloat16, as its uint16 bits."""
+def from_bf16(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 bits (uint16) as float32."""
+def lowp_matrices(spec: StackSpec) -> list[tuple[str, int, int]]:
+    """[(name, rows, cols)] of the stack's weight matrices."""
+
+class LowpStack:
+    """A recurrent stack's weight matrices in int8 or bfloat16, packed for the products."""
+    def __init__(self, spec: StackSpec, precision: str, tensors: dict[str, np.ndarray]) -> None: ...
+    @property
+    def precision(self) -> str: ...
+
+class LowpLinear:
+    """A Linear layer's weight in int8 or bfloat16, packed for y = x W^T + b."""
+    def __init__(self, precision: str, weight: np.ndarray, scale: Optional[np.ndarray] = None) -> None: ...
+    def forward(self, x: np.ndarray, bias: Optional[np.ndarray] = None) -> np.ndarray: ...
+
+def cpu_features() -> dict[str, Any]:
+    """What the CPU has, the instruction-set level chosen and the kernels in use."""
 
 def backward(
     spec: StackSpec,

@@ -222,6 +222,9 @@ def read_layers(arch: Any) -> tuple[list[tuple[str, dict[str, Any], dict[str, An
                 raise ValueError(f"{at}: dtype {quote(values['dtype'])} differs from the layers' before it "
                                  f"({quote(dtype)}): a model has one dtype")
             dtype = values["dtype"]
+        if values.get("precision", "float32") != "float32" and values["dtype"] != "float32":
+            raise ValueError(f"{at}: precision {quote(values['precision'])} runs in float32: its dtype must be "
+                             '"float32"')
         if role == "recurrent":
             features = (2 if values["bidirectional"] else 1) * (values.get("proj_size") or values["hidden_size"])
         elif role == "embedding":
@@ -248,20 +251,42 @@ def tensor_count(name: str, values: dict[str, Any]) -> int:
     """How many tensors the layer needs, in closed form (``StackSpec.num_tensors``): a file claiming
     2^31 layers is refused on this count, before anything is listed or allocated for them."""
     role = TABLE[name]["role"]
+    int8 = values.get("precision") == "int8"  # a scale beside each weight matrix
     if role == "recurrent":
-        return int(_stack_spec(name, values).num_tensors)
-    return {"embedding": 1, "linear": 2 if values.get("bias") else 1}.get(role, 0)
+        spec = _stack_spec(name, values)
+        scales = values["num_layers"] * (2 if values["bidirectional"] else 1) * (2 + bool(values.get("proj_size")))
+        return int(spec.num_tensors) + (scales if int8 else 0)
+    return {"embedding": 1, "linear": (2 if values.get("bias") else 1) + int8}.get(role, 0)
 
 
-def needed_tensors(name: str, values: dict[str, Any], prefix: str) -> list[tuple[str, tuple[int, ...]]]:
-    """The tensors the layer needs, (name with ``prefix``, shape), in the order its buffer holds them
-    (the C++ loader's order). Ask only once tensor_count() is within the file's tensors."""
+_LOWP_DTYPES = {"int8": "I8", "bf16": "BF16"}
+
+
+def _matrix(name: str, shape: tuple[int, ...], precision: str) -> list[tuple[str, tuple[int, ...], str]]:
+    """A weight matrix's tensors: its values (dtype "" for F32/F64, "I8", "BF16"), and int8's row scales."""
+    if precision == "float32":
+        return [(name, shape, "")]
+    out = [(name, shape, _LOWP_DTYPES[precision])]
+    return out + ([(name + "_scale", shape[:1], "")] if precision == "int8" else [])
+
+
+def needed_tensors(name: str, values: dict[str, Any], prefix: str) -> list[tuple[str, tuple[int, ...], str]]:
+    """The tensors the layer needs, (name with ``prefix``, shape, dtype: "" for F32 or F64, or a reduced
+    precision's "I8" / "BF16"), in the order its buffer holds them (the C++ loader's order). Ask only once
+    tensor_count() is within the file's tensors."""
     role = TABLE[name]["role"]
+    precision = values.get("precision", "float32")
     if role == "recurrent":
-        return [(prefix + n, tuple(shape)) for n, shape in _stack_spec(name, values).param_shapes()]
+        out = []
+        for n, shape in _stack_spec(name, values).param_shapes():
+            if n.startswith(("weight_ih", "weight_hh", "weight_hr")):
+                out += _matrix(prefix + n, tuple(shape), precision)
+            else:
+                out.append((prefix + n, tuple(shape), ""))
+        return out
     if role == "embedding":
-        return [(prefix + "weight", (values["num_embeddings"], values["embedding_dim"]))]
+        return [(prefix + "weight", (values["num_embeddings"], values["embedding_dim"]), "")]
     if role == "linear":
-        out = [(prefix + "weight", (values["out_features"], values["in_features"]))]
-        return out + ([(prefix + "bias", (values["out_features"],))] if values["bias"] else [])
+        out = _matrix(prefix + "weight", (values["out_features"], values["in_features"]), precision)
+        return out + ([(prefix + "bias", (values["out_features"],), "")] if values["bias"] else [])
     return []

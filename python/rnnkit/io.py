@@ -5,7 +5,7 @@ A model file is a safetensors file (the ``safetensors`` package, extra
 ``"1.weight_ih_l0"``), and the header's ``__metadata__`` holds
 
     format          "rnnkit"
-    format_version  "2" (rk.load reads "1" too)
+    format_version  "3" (rk.load reads "1" and "2" too; 3 added the reduced-precision dtypes)
     architecture    JSON: {"class": "Sequential", "config": {"layers": [{"class": "LSTM", "config": {...}}, ...]}}
                     or a single layer {"class": "GRU", "config": {...}}; each config is the layer's
                     constructor arguments (dtype as "float32"/"float64"), read against the
@@ -39,8 +39,8 @@ from .nn import Dropout, Embedding, LastStep, Linear, MeanPool
 from .sequential import Sequential
 
 FORMAT = "rnnkit"
-FORMAT_VERSION = "2"  # what rk.save writes
-_READS = ("1", "2")  # what rk.load reads
+FORMAT_VERSION = "3"  # what rk.save writes
+_READS = ("1", "2", "3")  # what rk.load reads
 _LAYERS: dict[str, type] = {
     cls.__name__: cls for cls in (RNN, LSTM, GRU, Embedding, Linear, LastStep, MeanPool, Dropout)
 }
@@ -56,7 +56,24 @@ def _safetensors() -> Any:
 
 # A tensor as the checksum sees it: name, safetensors dtype ("F32"), shape, its bytes as stored.
 _Entry = tuple[str, str, tuple[int, ...], Union[bytes, memoryview]]
-_CODES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
+# int8 and uint16 arrays are a quantized layer's matrices (rk.quantize): int8 values, bfloat16 bits
+_CODES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int8): "I8",
+          np.dtype(np.uint16): "BF16"}
+
+
+def _retag(data: bytes, old: str, new: str) -> bytes:
+    """A safetensors file's bytes with every tensor of dtype ``old`` said to be ``new`` (the same size):
+    safetensors' NumPy API has no bfloat16, so BF16 tensors are written and read as U16 and retagged."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    if not any(isinstance(e, dict) and e.get("dtype") == old for e in header.values()):
+        return data
+    for e in header.values():
+        if isinstance(e, dict) and e.get("dtype") == old:
+            e["dtype"] = new
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data start on an 8-byte boundary, as safetensors writes them
+    return len(text).to_bytes(8, "little") + text + data[8 + n:]
 
 
 def _u64(v: int) -> bytes:
@@ -118,7 +135,7 @@ def save(model: Module, path: Union[str, os.PathLike]) -> None:
         "architecture": json.dumps(arch),
     }
     metadata["sha256"] = _digest(_entries(tensors), metadata["architecture"])
-    data = st.numpy.save(tensors, metadata=metadata)
+    data = _retag(st.numpy.save(tensors, metadata=metadata), "U16", "BF16")
     _write_atomically(path, data)
 
 
@@ -214,27 +231,42 @@ def _check_tensors(layers: list[tuple[str, dict[str, Any], dict[str, Any]]], seq
                              f"the file has {have}")
     needed = [t for (name, values, _), prefix in zip(layers, prefixes)
               for t in architecture.needed_tensors(name, values, prefix)]
-    for tname, shape in needed:
+    for tname, shape, want in needed:
         if tname not in infos:
             raise ValueError(f"tensor '{tname}' is missing")
         dtype, got = infos[tname]
         if got != shape:
             raise ValueError(f"tensor '{tname}' has shape {got}, the architecture needs {shape}")
-        if dtype not in ("F32", "F64"):
+        if want and dtype != want:
+            raise ValueError(f"tensor '{tname}' has dtype {dtype}, expected {want}")
+        if not want and dtype not in ("F32", "F64"):
             raise ValueError(f"tensor '{tname}' has dtype {dtype}, expected F32 or F64")
-    used = {tname for tname, _ in needed}
+    used = {tname for tname, _, _ in needed}
     for tname in sorted(infos, key=lambda k: k.encode()):
         if tname not in used:
             raise ValueError(f"tensor '{tname}' belongs to no layer")
     float32 = architecture.dtype_of(layers) == "float32"
-    for tname, _ in needed:
+    scales = {tname + "_scale" for tname, _, want in needed if want == "I8"}
+    for tname, _, want in needed:
         a = arrays[tname].reshape(-1)
+        if want == "I8":
+            if (a == -128).any():
+                i = int(np.flatnonzero(a == -128)[0])
+                raise ValueError(f"tensor '{tname}' has the value -128 (element {i}): int8 weights are in -127..127")
+            continue
+        if want == "BF16":
+            bad = (a & 0x7F80) == 0x7F80
+            if bad.any():
+                raise ValueError(f"tensor '{tname}' has a NaN or infinite value (element {int(np.flatnonzero(bad)[0])})")
+            continue
         with np.errstate(over="ignore"):
             bad = ~np.isfinite(a.astype(np.float32) if float32 else a)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             what = "a NaN or infinite value" if not np.isfinite(a[i]) else "a value beyond float32's range"
             raise ValueError(f"tensor '{tname}' has {what} (element {i})")
+        if tname in scales and (a < 0).any():
+            raise ValueError(f"tensor '{tname}' has a negative scale (element {int(np.flatnonzero(a < 0)[0])})")
 
 
 def _build(arch: Any, infos: Optional[dict[str, tuple[str, tuple[int, ...]]]] = None,
@@ -244,8 +276,14 @@ def _build(arch: Any, infos: Optional[dict[str, tuple[str, tuple[int, ...]]]] = 
     layers, sequential = architecture.read_layers(arch)
     if infos is not None and arrays is not None:
         _check_tensors(layers, sequential, infos, arrays)
+    from . import quantization
+
+    precisions = [given.pop("precision", "float32") for _, _, given in layers]
     modules = [_LAYERS[name](**given) for name, _, given in layers]
     model = Sequential(*modules) if sequential else modules[0]
+    for module, precision in zip(modules, precisions):
+        if precision != "float32":  # stored in reduced precision: the file's values replace these
+            quantization.convert(module, precision)
     if arrays is not None:
         model.load_state_dict(arrays)
     return model
@@ -273,7 +311,7 @@ def load(path: Union[str, os.PathLike]) -> Module:
     data = path.read_bytes()
     n, header = _header(data, path)
     try:
-        arrays = st.numpy.load(data)
+        arrays = st.numpy.load(_retag(data, "BF16", "U16"))
     except Exception as e:  # safetensors' own error types vary between versions
         raise ValueError(f"{path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
     metadata = header.get("__metadata__") or {}

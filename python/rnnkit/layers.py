@@ -92,6 +92,9 @@ class _RNNBase(Module):
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         return [(name, tuple(shape)) for name, _, shape in self._spec.param_layout()]
 
+    def _lowp_matrices(self) -> list[tuple[str, tuple[int, ...]]]:
+        return [(name, (rows, cols)) for name, rows, cols in _core.lowp_matrices(self._spec)]
+
     def _init_params(self, rng: np.random.Generator) -> None:
         # PyTorch's initialisation: every weight and bias U(-1/sqrt(H), 1/sqrt(H)) (peephole weights too).
         k = 1.0 / math.sqrt(self.hidden_size)
@@ -104,6 +107,8 @@ class _RNNBase(Module):
             batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
             dtype=self.dtype.name,
         )
+        if self.precision != "float32":
+            cfg["precision"] = self.precision
         return cfg
 
     def stream(self, batch: int = 1) -> Any:
@@ -169,6 +174,8 @@ class _RNNBase(Module):
         lengths = as_lengths(lengths, B, T)
 
         training = self.training and not infer
+        if training and self._lowp is not None:
+            raise RuntimeError(f"{self!r} has {self.precision} weights: it runs inference only")
         masks = []
         if training and self.dropout > 0 and self.num_layers > 1:
             keep = 1.0 / (1.0 - self.dropout)
@@ -181,7 +188,7 @@ class _RNNBase(Module):
             reuse, self._spare_cache = (self._spare_cache if training else None), None
         try:
             out, h_n, c_n, cache = _core.forward(
-                self._spec, self._flat, x, batch_first, h0, c0, lengths, masks, training, reuse
+                self._spec, self._flat, x, batch_first, h0, c0, lengths, masks, training, reuse, self._lowp
             )
         except MemoryError as e:
             raise self._out_of_memory(shape, T, B, training) from e
@@ -249,6 +256,8 @@ class _RNNBase(Module):
         extra = self._extra_repr()
         if self.dtype != np.float32:
             extra += f", dtype={self.dtype.name}"
+        if self.precision != "float32":
+            extra += f", precision='{self.precision}'"
         return f"{type(self).__name__}({extra})"
 
 

@@ -171,6 +171,11 @@ class Module:
     training: bool = True
     dtype: np.dtype = np.dtype(np.float32)
     _owner: Any = None  # a weak reference to the Sequential whose buffer holds this layer's parameters
+    # The weight matrices' storage (rk.quantize): "float32", or "int8" / "bf16" with the stored
+    # values in _lowp_stored and their C++ packing in _lowp (the parameter views hold their values).
+    precision: str = "float32"
+    _lowp: Any = None
+    _lowp_stored: dict[str, np.ndarray] = {}
 
     # ---- what a subclass provides -------------------------------------------------
     def _param_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
@@ -179,6 +184,10 @@ class Module:
 
     def _init_params(self, rng: np.random.Generator) -> None:
         """Fill the parameter views with their initial values."""
+
+    def _lowp_matrices(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The weight matrices rk.quantize stores in reduced precision (name, shape); none by default."""
+        return []
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments, JSON-serialisable (model files store it)."""
@@ -255,8 +264,19 @@ class Module:
         self._grad.fill(0)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter, with PyTorch's keys and shapes."""
-        return {name: v.copy() for name, v in self._params.items()}
+        """Copies of every parameter, with PyTorch's keys and shapes. A quantized layer's
+        (rk.quantize) holds its matrices as stored: int8 values with their row scales
+        (``name + "_scale"``), or bfloat16 bits as uint16."""
+        if self._lowp is None:
+            return {name: v.copy() for name, v in self._params.items()}
+        matrices = dict(self._lowp_matrices())
+        out: dict[str, np.ndarray] = {}
+        for name, v in self._params.items():
+            if name not in matrices:
+                out[name] = v.copy()
+            else:
+                out.update({k: a.copy() for k, a in self._lowp_stored.items() if k in (name, name + "_scale")})
+        return out
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
         """Copy parameters in (anything np.asarray takes, torch tensors too).
@@ -264,9 +284,20 @@ class Module:
         Everything is checked before anything is written, so a failed load
         leaves the module as it was.
         """
+        self._stage_state_dict(state_dict, strict)()
+
+    def _stage_state_dict(self, state_dict: Mapping[str, Any], strict: bool) -> Any:
+        """Check ``state_dict`` whole and return what writes it (load_state_dict's two halves)."""
         strict = check_bool("strict", strict)
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
+        if self._lowp is not None:
+            from . import quantization
+
+            return quantization.stage_state_dict(self, state_dict, strict)
+        return self._stage_float_state_dict(state_dict, strict)
+
+    def _stage_float_state_dict(self, state_dict: Mapping[str, Any], strict: bool) -> Any:
         names = set(self._params)
         missing = sorted(names - set(state_dict))
         unexpected = sorted(set(state_dict) - names)
@@ -291,19 +322,30 @@ class Module:
                     f"(at index {bad}; {dtype.name} holds magnitudes up to {np.finfo(dtype).max:.3g})"
                 )
             staged[name] = value
-        for name, value in staged.items():
-            self._params[name][...] = value
+
+        def commit() -> None:
+            for name, value in staged.items():
+                self._params[name][...] = value
+
+        return commit
 
     # ---- modes ----------------------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
-        self.training = check_bool("mode", mode)
+        mode = check_bool("mode", mode)
+        if mode and self._lowp is not None:
+            raise RuntimeError(f"{self!r} has {self.precision} weights: it runs inference only. Train the float32 "
+                               "model, then rk.quantize it again")
+        self.training = mode
         return self
 
     def eval(self) -> "Module":
         return self.train(False)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._extra_repr()})"
+        extra = self._extra_repr()
+        if self.precision != "float32":
+            extra += f", precision='{self.precision}'"
+        return f"{type(self).__name__}({extra})"
 
     def _extra_repr(self) -> str:
         return ""

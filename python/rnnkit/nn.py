@@ -123,14 +123,20 @@ class Linear(Module):
         shapes: list[tuple[str, tuple[int, ...]]] = [("weight", (self.out_features, self.in_features))]
         return shapes + [("bias", (self.out_features,))] if self.bias else shapes
 
+    def _lowp_matrices(self) -> list[tuple[str, tuple[int, ...]]]:
+        return [("weight", (self.out_features, self.in_features))]
+
     def _init_params(self, rng: np.random.Generator) -> None:
         k = 1.0 / math.sqrt(self.in_features)
         for name, shape in self._param_shapes():
             self._params[name][...] = rng.uniform(-k, k, size=shape)
 
     def get_config(self) -> dict[str, Any]:
-        return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias,
-                    dtype=self.dtype.name)
+        cfg: dict[str, Any] = dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias,
+                                   dtype=self.dtype.name)
+        if self.precision != "float32":
+            cfg["precision"] = self.precision
+        return cfg
 
     def _out_shape(self, shape: Shape) -> Shape:
         return (*shape[:-1], self.out_features)
@@ -148,6 +154,11 @@ class Linear(Module):
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x has shape {shape_str(x.shape)}, expected (..., {self.in_features})")
         x = np.ascontiguousarray(x, dtype=self.dtype)
+        if self._lowp is not None:
+            if self.training and not infer:
+                raise RuntimeError(f"{self!r} has {self.precision} weights: it runs inference only")
+            y = self._lowp.forward(x.reshape(-1, self.in_features), self._params.get("bias"))
+            return y.reshape(*x.shape[:-1], self.out_features)
         y = _core.linear_forward(x.reshape(-1, self.in_features), self._params["weight"], self._params.get("bias"))
         if not infer:
             self._cache = x if self.training else None

@@ -81,10 +81,40 @@ class Sequential(Module):
         return {"layers": [{"class": type(layer).__name__, "config": layer.get_config()} for layer in self.layers]}
 
     def train(self, mode: bool = True) -> "Sequential":
+        lowp = [layer for layer in self.layers if layer._lowp is not None]
+        if mode and lowp:  # before any layer changes mode
+            raise RuntimeError(f"this model's {lowp[0]!r} has {lowp[0].precision} weights: it runs inference only. "
+                               "Train the float32 model, then rk.quantize it again")
         super().train(mode)
         for layer in self.layers:
             layer.train(mode)
         return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every layer's state_dict, its keys prefixed with the layer's index ("1.weight_ih_l0")."""
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers) for k, v in layer.state_dict().items()}
+
+    def _stage_state_dict(self, state_dict: Any, strict: bool) -> Any:
+        if not any(layer._lowp is not None for layer in self.layers):
+            return super()._stage_state_dict(state_dict, strict)
+        # a quantized layer's keys are not its parameters': each layer checks its own
+        if not isinstance(state_dict, dict):
+            state_dict = dict(state_dict)
+        parts: list[dict[str, Any]] = [{} for _ in self.layers]
+        for key, value in state_dict.items():
+            head, _, rest = str(key).partition(".")
+            if not head.isdigit() or int(head) >= len(self.layers):
+                if strict:
+                    raise ValueError(f"state_dict does not match Sequential: unexpected key '{key}'")
+                continue
+            parts[int(head)][rest] = value
+        commits = [layer._stage_state_dict(part, strict) for layer, part in zip(self.layers, parts)]
+
+        def commit() -> None:
+            for c in commits:
+                c()
+
+        return commit
 
     # ---- layout ---------------------------------------------------------------------
     def _batch_axes(self) -> tuple[int, int]:

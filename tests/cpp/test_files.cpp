@@ -328,13 +328,13 @@ TEST(weights_must_be_finite_in_the_models_dtype_and_the_runtimes) {
 
 // ---- the checksum ----------------------------------------------------------------------
 
-TEST(save_model_writes_version_2_with_the_documented_checksum) {
+TEST(save_model_writes_version_3_with_the_documented_checksum) {
   const float w[] = {0.5f, -1.0f}, b[] = {0.25f};
   const std::string arch = "{\"class\": \"Linear\", \"config\": {\"in_features\": 2, \"out_features\": 1}}";
   const std::string path = "test_files_digest.safetensors";
   rnnkit::save_model(path, arch, {{"weight", "F32", {1, 2}, w}, {"bias", "F32", {1}, b}});
   const TensorFile f = TensorFile::read(path);
-  CHECK(f.metadata().at("format_version") == "2");
+  CHECK(f.metadata().at("format_version") == "3");  // version 2's checksum: version 3 added dtypes, not fields
   // tests/model_files.py's digest() of this file: the format's description, computed apart from this code
   CHECK(f.metadata().at("sha256") == "2b03f8ab1bdb61a64046805a115cd4d1ad5663ea109ff25ac8a909184e9ee474");
   CHECK(error_of([&] { Model::load(path); }) == "NO EXCEPTION");
@@ -376,10 +376,10 @@ TEST(version_1_files_load_and_other_versions_and_folders_are_refused) {
   }
   const float w[] = {1, 2};
   const std::string path = "test_files_version.safetensors";
-  for (const char* v : {"0", "3", "", "2.0", "02", " 2"}) {
+  for (const char* v : {"0", "4", "", "2.0", "02", " 2"}) {
     rnnkit::write_safetensors(path, {{"w", "F32", {2}, w}}, {{"format", "rnnkit"}, {"format_version", v}});
     CHECK(contains(error_of([&] { Model::load(path); }),
-                   "rnnkit format version \"" + std::string(v) + "\"; this runtime reads versions 1 and 2"));
+                   "rnnkit format version \"" + std::string(v) + "\"; this runtime reads versions 1, 2 and 3"));
   }
   rnnkit::write_safetensors(path, {{"w", "F32", {2}, w}}, {{"format", "rnnkit"}, {"format_version", "2"}});
   CHECK(contains(error_of([&] { Model::load(path); }), "no architecture in the metadata"));

@@ -31,6 +31,7 @@
 #include "spec.h"
 #include "team.h"
 #include "tensor.h"
+#include "weights.h"
 
 namespace rnnkit {
 
@@ -109,10 +110,10 @@ inline StepRange share_range(const Share& my) {
 }
 
 // The weights a cell reads itself, from one layer-direction's parameters.
-template <class S>
-CellWeights<S> cell_weights(const StackSpec& s, const S* params, const DirParams& dp,
-                            const PackedMat<S>* w_gated) {
-  CellWeights<S> w;
+template <class S, class W>
+CellWeights<S, W> cell_weights(const StackSpec& s, const S* params, const DirParams& dp,
+                               const PackedMat<W>* w_gated) {
+  CellWeights<S, W> w;
   w.b_ih = ptr(params, dp.b_ih);
   w.b_hh = ptr(params, dp.b_hh);
   w.peep = ptr(params, dp.peep);
@@ -122,27 +123,26 @@ CellWeights<S> cell_weights(const StackSpec& s, const S* params, const DirParams
   return w;
 }
 
-// One layer-direction forward on one batch (the caller picks the threads and
-// parts: sequence.h). Arguments as direction_forward's.
-template <class Cell, class S>
-void forward_batch(const StackSpec& s, const S* params, const DirParams& dp, bool reverse, const Packing& pk,
-                   const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy, S* h, S* c,
-                   DirCache<S>* cache) {
+// One layer-direction forward on one batch, its products by the packed weights
+// pw (float: packed from params for this call; int8 / bfloat16: a LowpStack's).
+// Arguments as direction_forward's.
+template <class Cell, class S, class W>
+void forward_packed(const DirWeights<W>& pw, const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
+                    const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy, S* h,
+                    S* c, DirCache<S>* cache) {
   const CellDecl d = Cell::decl(s);
   const Index H = s.hidden_size, P = s.out_size(), GH = d.gates * H, R = d.rec_gates() * H, C = d.cache * H,
               I = dp.input_size, N = pk.rows(), B = pk.B, T = pk.T;
-  const S* w_hr = ptr(params, dp.w_hr);
+  const bool w_hr = dp.w_hr >= 0;
   if (cache) cache->parts.clear();
 
-  // The weights every step multiplies by, packed once for the whole sequence,
-  // gate by gate (PackedMat), so a range of chunks is a range of units.
-  const PackedMat<S> w_in = pack_for_gemm<S>(cmat(params + dp.w_ih, GH, I).transpose(), d.gates);
-  const PackedMat<S> w_rec = pack_for_gemm<S>(cmat(params + dp.w_hh, R, P).transpose(), R / H);
-  PackedMat<S> w_gated;  // the rows past R, which the cell multiplies itself (a Gated block)
-  if (R < GH) w_gated = pack_for_gemm<S>(cmat(params + dp.w_hh + R * P, GH - R, P).transpose());
-  PackedMat<S> w_proj;
-  if (w_hr) w_proj = pack_for_gemm<S>(cmat(w_hr, P, H).transpose());
-  const CellWeights<S> w = cell_weights(s, params, dp, R < GH ? &w_gated : nullptr);
+  // The weights every step multiplies by, packed gate by gate (PackedMat), so a
+  // range of chunks is a range of units; w_gated: the rows past R, which the cell
+  // multiplies itself (a Gated block).
+  const PackedMat<W>& w_in = pw.w_in;
+  const PackedMat<W>& w_rec = pw.w_rec;
+  const PackedMat<W>& w_proj = pw.w_proj;
+  const CellWeights<S, W> w = cell_weights(s, params, dp, R < GH ? &pw.w_gated : nullptr);
 
   // Input projections x_t W_ih^T of the next few steps at a time, packed rows
   // [lo, hi) (the cell adds the biases), in a block of up to kProjectRows rows.
@@ -235,6 +235,26 @@ void forward_batch(const StackSpec& s, const S* params, const DirParams& dp, boo
     const Index row = pk.offset[t] + r;
     std::copy_n(Y + (y_rows ? y_rows[row] : row) * ldy, P, h + r * P);
   }
+}
+
+// One layer-direction forward on one batch (the caller picks the threads and
+// parts: sequence.h), in float from params, or in reduced precision where lowp
+// (float32 only) holds the stack's packed weights (its layer-direction k).
+// Arguments as direction_forward's.
+template <class Cell, class S>
+void forward_batch(const StackSpec& s, const S* params, const DirParams& dp, bool reverse, const Packing& pk,
+                   const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy, S* h, S* c,
+                   DirCache<S>* cache, const LowpStack* lowp = nullptr, Index k = 0) {
+  if constexpr (std::is_same_v<S, float>) {
+    if (lowp && lowp->precision == Precision::Int8)
+      return forward_packed<Cell>(lowp->int8[std::size_t(k)], s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy,
+                                  h, c, cache);
+    if (lowp && lowp->precision == Precision::Bf16)
+      return forward_packed<Cell>(lowp->bf16[std::size_t(k)], s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy,
+                                  h, c, cache);
+  }
+  forward_packed<Cell>(pack_dir_weights(s, params, dp), s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c,
+                       cache);
 }
 
 // One layer-direction backward on one batch, the parameter gradients added

@@ -53,14 +53,15 @@ struct StepRange {
   Index row_work(Index n) const { return own_thread ? 0 : n; }
 };
 
-/// The weights a cell reads itself, beside the driver's products.
-template <class S>
+/// The weights a cell reads itself, beside the driver's products (W: the packed
+/// weights' element type, quant.h's int8 or bfloat16 in reduced precision).
+template <class S, class W = S>
 struct CellWeights {
   const S* b_ih = nullptr;                 // (G·H) or nullptr without bias
   const S* b_hh = nullptr;                 // (G·H) or nullptr without bias
   const S* peep = nullptr;                 // (peepholes, ld_peep) per-unit weights, or nullptr
   Index ld_peep = 0;
-  const PackedMat<S>* w_gated = nullptr;   // a Gated block's W_hh rows^T, packed (the driver): the cell's own product
+  const PackedMat<W>* w_gated = nullptr;   // a Gated block's W_hh rows^T, packed (the driver): the cell's own product
   const S* w_hh = nullptr;                 // (G·H, P) unpacked, for that product row by row where w_gated is null
                                            //   (the streaming step, which allocates nothing)
 };
@@ -118,8 +119,8 @@ inline void for_units(const StepRange& r, Index H, F&& f) {
 
 // xg + hg + b_ih + b_hh at element k of one row (xg, hg: the row's start), or
 // xg alone where in.summed: the pre-activation of a Plain block.
-template <class V, class S>
-inline V gate_sum(const StepIn<S>& in, const CellWeights<S>& w, const S* xg, const S* hg, Index k) {
+template <class V, class S, class W>
+inline V gate_sum(const StepIn<S>& in, const CellWeights<S, W>& w, const S* xg, const S* hg, Index k) {
   using namespace lane;
   if (in.summed) return load<V>(xg + k);
   V x = padd(load<V>(xg + k), load<V>(hg + k));

@@ -112,7 +112,7 @@ void run_parts(Index parts, F&& part) {
 template <class Cell, class S>
 void forward_in_parts(Index parts, const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
                       const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
-                      S* h, S* c, DirCache<S>* cache) {
+                      S* h, S* c, DirCache<S>* cache, const LowpStack* lowp = nullptr, Index lowp_k = 0) {
   const CellDecl d = Cell::decl(s);
   const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size;
   if (cache) {  // the whole batch's buffers stay empty (a cache reused from a run without parts frees them)
@@ -137,7 +137,7 @@ void forward_in_parts(Index parts, const StackSpec& s, const S* params, const Di
     part.gather_state(h, P, hk.data());
     if (d.has_c) part.gather_state(c, H, ck.data());
     forward_batch<Cell>(s, params, dp, reverse, part.pack, xk, xrk, Y, yr.data(), ldy, hk.data(), ck.data(),
-                        cache ? &cache->parts[std::size_t(k)] : nullptr);
+                        cache ? &cache->parts[std::size_t(k)] : nullptr, lowp, lowp_k);
     part.scatter_state(hk.data(), P, h);
     if (d.has_c) part.scatter_state(ck.data(), H, c);
   });

@@ -19,8 +19,8 @@ struct RnnCell {
     return d;
   }
 
-  template <class S>
-  static void forward(const StackSpec& s, const CellWeights<S>& w, const StepRange& rg, const StepIn<S>& in,
+  template <class S, class W>
+  static void forward(const StackSpec& s, const CellWeights<S, W>& w, const StepRange& rg, const StepIn<S>& in,
                       const StepOut<S>& out) {
     using namespace lane;
     const Index H = s.hidden_size;

@@ -24,14 +24,17 @@ namespace rnnkit {
 //   h  (B, P)          in: h0 in packed order; out: h_n
 //   c  (B, H)          the cell state (CellDecl::has_c): in c0; out c_n
 //   cache              nullptr in eval mode
+//   lowp, k            the stack's reduced-precision weights and this layer-direction's
+//                      index in them (weights.h), or nullptr: float, from params
 template <class Cell, class S>
 void direction_forward(const StackSpec& s, const S* params, const DirParams& dp, bool reverse,
                        const Packing& pk, const S* X, const Index* x_rows, S* Y, const Index* y_rows, Index ldy,
-                       S* h, S* c, DirCache<S>* cache) {
+                       S* h, S* c, DirCache<S>* cache, const LowpStack* lowp = nullptr, Index k = 0) {
   if (const Index parts = detail::part_count<Cell, S>(s, dp, pk); parts > 1)
-    detail::forward_in_parts<Cell>(parts, s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c, cache);
+    detail::forward_in_parts<Cell>(parts, s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c, cache, lowp,
+                                   k);
   else
-    detail::forward_batch<Cell>(s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c, cache);
+    detail::forward_batch<Cell>(s, params, dp, reverse, pk, X, x_rows, Y, y_rows, ldy, h, c, cache, lowp, k);
 }
 
 // One layer-direction backward; accumulates into the parameter gradients `grads`

@@ -33,6 +33,8 @@ struct SeqArgs {
   S* out = nullptr;                       // (T, B, D·P), or (B, T, D·P) with batch_first
   S* h_n = nullptr;                       // (D·L, B, P), or nullptr if not wanted
   S* c_n = nullptr;                       // (D·L, B, H), LSTM, or nullptr if not wanted
+  const LowpStack* lowp = nullptr;        // float32 inference: the weights in int8 / bfloat16 (weights.h);
+                                          //   params then give the biases and per-unit weights
 };
 
 /// The caller's arrays for one backward call. The outputs must not overlap the inputs
@@ -115,7 +117,7 @@ void stack_forward(const StackSpec& s, const S* params, const SeqArgs<S>& a, Sta
         else c.setZero();
       }
       direction_forward<Cell>(s, params, s.dir_params(l, d), d == 1, pk, X, x_rows, Y + d * P, y_rows, DP, h.data(),
-                              c.data(), cache ? &cache->dirs[k] : nullptr);
+                              c.data(), cache ? &cache->dirs[k] : nullptr, a.lowp, k);
       if (a.h_n) pk.scatter_state(h.data(), P, a.h_n + k * B * P);
       if (cd.has_c && a.c_n) pk.scatter_state(c.data(), H, a.c_n + k * B * H);
     }
