@@ -7,7 +7,9 @@
 benchmarks/bench.py writes results.json and then calls this. The plot needs matplotlib (in the
 [bench] extra). Any field of results.json beyond a row's case, cell, size and rnnkit time may be
 missing (a file from an older bench.py, or figures transcribed from a printed table): its cell in
-the tables is left empty, and the run's header says what it has.
+the tables is left empty, and the run's header says what it has. The reduced-precision rows
+(results.json's "precision" list, from bench.py --precision) make a section of their own; a file
+without them has none.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ def header(info: dict) -> list[str]:
 
 
 def steps_tables(info: dict) -> list[str]:
+    if not any(rows_of(info, n, ("inference", "training")) for n in thread_counts(info)):
+        return []  # a run of other cases alone (--cases precision): no heading, no plot of nothing
     lines = ["## Inference and training steps", "",
              "B = 64, T = 100, input size = hidden size, float32; a training step is a forward and a backward "
              "(ONNX Runtime runs inference only).", "",
@@ -145,6 +149,79 @@ def lengths_tables(info: dict) -> list[str]:
             "rnnkit's padded time.", ""] + body
 
 
+PRECISIONS = ("f32", "int8", "bf16")
+PRECISION_LIBS = ("rnnkit", "torch", "onnxruntime")
+
+
+def fmt_err(v: Optional[float]) -> str:
+    """2 significant figures in exponent form (1.4e-02); 0 as 0."""
+    if v is None:
+        return ""
+    return "0" if v == 0 else f"{v:.1e}"
+
+
+def precision_tables(info: dict) -> list[str]:
+    """The reduced-precision cases (results.json's "precision" rows, one per thread count, cell, hidden size,
+    library and precision): times, max errors against PyTorch's float32 output, and ratios."""
+    rows = info.get("precision") or []
+    if not rows:
+        return []
+    by = {(r["threads"], r["cell"], r["hidden"], r["lib"], r["precision"]): r for r in rows}
+
+    def ms_of(n: int, cell: str, H: int, lib: str, p: str) -> Optional[float]:
+        return (by.get((n, cell, H, lib, p)) or {}).get("ms")
+
+    def over(a: Optional[float], b: Optional[float]) -> str:
+        return fmt(a / b if a and b else None, ".2f")
+
+    def shown(r: Optional[dict]) -> tuple[str, str]:  # (ms, max err) cells: a status where there is no time
+        if r is None:
+            return "", ""
+        if r.get("ms") is None:
+            return r.get("status") or "", ""
+        return fmt_ms(r["ms"]), fmt_err(r.get("max_err"))
+
+    body = []
+    for n in sorted({r["threads"] for r in rows}):
+        keys = sorted({(r["cell"], r["hidden"]) for r in rows if r["threads"] == n},
+                      key=lambda k: (k[1], CELLS.index(k[0])))
+        body += [f"### {n} thread{'s' if n > 1 else ''}", "",
+                 "| cell | hidden | precision | rnnkit ms | rnnkit max err | PyTorch ms | PyTorch max err | ORT ms "
+                 "| ORT max err | rnnkit f32 / rnnkit | PyTorch / rnnkit | ORT / rnnkit |",
+                 "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for cell, H in keys:
+            for p in PRECISIONS:
+                found = [by.get((n, cell, H, lib, p)) for lib in PRECISION_LIBS]
+                if not any(found):
+                    continue
+                cells = [c for r in found for c in shown(r)]
+                mine = ms_of(n, cell, H, "rnnkit", p)
+                f32 = over(ms_of(n, cell, H, "rnnkit", "f32"), mine) if p != "f32" else ""
+                body.append(f"| {cell} | {H} | {p} | " + " | ".join(cells) + f" | {f32} | "
+                            f"{over(ms_of(n, cell, H, 'torch', p), mine)} | "
+                            f"{over(ms_of(n, cell, H, 'onnxruntime', p), mine)} |")
+        body.append("")
+    notes = {}  # why a case has no time: one line per reason, naming its cases
+    for r in rows:
+        if r.get("ms") is None and r.get("note"):
+            notes.setdefault((r["status"], r["note"]), set()).add(f"{LIBS.get(r['lib'], r['lib'])} {r['precision']} "
+                                                                  f"{r['cell']}")
+    body += [f"- {status}: {', '.join(sorted(cases))}: {note}" for (status, note), cases in notes.items()]
+    engines = sorted({r["engine"] for r in rows if r.get("engine")})
+    return ["## Reduced precision", "",
+            "Inference, B = 64, T = 100, input size = hidden size, the float tables' weights and inputs. \"max err\" "
+            "is the largest |out - float32 out| over the output sequence, every library's against PyTorch's float32 "
+            "output on the same weights and inputs. ORT int8: `onnxruntime.quantization.quantize_dynamic` (QInt8, "
+            "per-tensor) of the ONNX graph, which makes an LSTM `com.microsoft.DynamicQuantizeLSTM`. PyTorch int8: "
+            "`torch.ao.quantization.quantize_dynamic` (qint8 weights" +
+            (f", engine {', '.join(engines)}" if engines else "") + "). PyTorch bf16: `torch.autocast(\"cpu\", "
+            "dtype=torch.bfloat16)` around the float32 layer. rnnkit: `rk.quantize(layer, \"int8\" / \"bf16\")`. "
+            "Ratios are times over rnnkit's in the same precision (> 1: rnnkit is faster); \"rnnkit f32 / rnnkit\" "
+            "is rnnkit's float32 time over its int8 or bf16 time (> 1: the reduced precision is faster). n/a: the "
+            "library has no such path (the reason is below the tables); missing: not measured (this rnnkit has no "
+            "`rk.quantize`); empty: not run.", ""] + body + [""]
+
+
 def streaming_table(info: dict) -> list[str]:
     n = next(iter(thread_counts(info)), None)
     python = {(r["cell"], r["size"]): r for r in rows_of(info, n, ("streaming-python",))} if n else {}
@@ -183,7 +260,8 @@ def memory_line(info: dict) -> list[str]:
 
 
 def markdown(info: dict) -> str:
-    lines = header(info) + steps_tables(info) + lengths_tables(info) + streaming_table(info) + memory_line(info)
+    lines = (header(info) + steps_tables(info) + lengths_tables(info) + precision_tables(info) +
+             streaming_table(info) + memory_line(info))
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -3,13 +3,19 @@ truncated backpropagation through time with the state carried across batches,
 validation bits per character against the unigram baseline, and a sample
 generated with temperature.
 
-    python examples/char_lm.py [--quick] [--compare-torch] [--epochs 3] [--hidden 256] [--temperature 0.7]
+    python examples/char_lm.py [--quick] [--compare-torch] [--precision int8,bf16] [--epochs 3] [--hidden 256]
+                               [--temperature 0.7]
 
 The text (public domain; examples/data/pride_and_prejudice.txt.gz) is split
 into the first 90% for training and the last 10% for validation. Training
 cuts the text into --batch-size parallel streams and walks them --bptt
 characters at a time; each window starts from the state the previous window
 ended in, and its gradient stops there (truncated BPTT).
+
+--precision int8 (or bf16, or int8,bf16) also measures the trained model with
+its weight matrices quantized by rk.quantize (the LSTM's and the Linear
+layer's; the embedding stays float32) on the same validation text, and prints
+its bits per character beside the float32 figure.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ def build(vocab: int, args: argparse.Namespace) -> rk.Sequential:
 
 def bits_per_char(model: rk.Sequential, data: np.ndarray, bptt: int) -> float:
     """Mean cross-entropy in bits of predicting each next character, state carried through the text."""
+    was_training = model.training
     model.eval()
     s = streams(data, 8)
     state, total, count = None, 0.0, 0
@@ -52,7 +59,7 @@ def bits_per_char(model: rk.Sequential, data: np.ndarray, bptt: int) -> float:
         logits, state = model(x, state=state, return_state=True)
         loss, _ = rk.losses.cross_entropy(logits, y)
         total, count = total + loss * y.size, count + y.size
-    model.train()
+    model.train(was_training)  # a quantized model stays in eval mode: it cannot train
     return total / count / math.log(2)
 
 
@@ -117,10 +124,20 @@ def train_torch(train: np.ndarray, valid: np.ndarray, vocab: int, args: argparse
     return total / count / math.log(2), wall
 
 
+def precisions(text: str) -> list[str]:
+    """--precision: a comma-separated list of rk.quantize's precisions, int8 and bf16."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in ("int8", "bf16") for name in names):
+        raise argparse.ArgumentTypeError(f"expected int8, bf16 or int8,bf16, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="a short run for the test suite")
     ap.add_argument("--compare-torch", action="store_true", help="train the same model in PyTorch too")
+    ap.add_argument("--precision", type=precisions, default=[], metavar="int8,bf16",
+                    help="after training, also measure the model quantized by rk.quantize to these precisions")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--embed", type=int, default=32)
@@ -147,6 +164,9 @@ def main() -> None:
     unigram = -np.mean(np.log2(p[valid]))
 
     model, bpc, wall = train_rnnkit(train, valid, len(vocab), args)
+    # The trained model with its weight matrices stored and multiplied in int8 or bfloat16.
+    quantized = {precision: bits_per_char(rk.quantize(model, precision), valid, args.bptt)
+                 for precision in args.precision}
     torch_bpc = torch_wall = None
     if args.compare_torch:
         torch_bpc, torch_wall = train_torch(train, valid, len(vocab), args)
@@ -163,6 +183,14 @@ def main() -> None:
     print(f"| {'rnnkit Embedding+LSTM+Linear':<34} | {bpc:>20.3f} | {wall:>7.1f} |")
     if torch_bpc is not None:
         print(f"| {'PyTorch, same model and data':<34} | {torch_bpc:>20.3f} | {torch_wall:>7.1f} |")
+    if quantized:
+        print("\nThe rnnkit model quantized by rk.quantize, on the same validation text (change: against float32)")
+        header = f"| {'weights':<34} | {'validation bits/char':>20} | {'change':>7} |"
+        print(header)
+        print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
+        print(f"| {'float32 (as trained)':<34} | {bpc:>20.4f} | {'':>7} |")
+        for precision, q_bpc in quantized.items():
+            print(f"| {precision:<34} | {q_bpc:>20.4f} | {q_bpc - bpc:>+7.4f} |")
     print(f"\nsample (temperature {args.temperature}):\n{prompt}{vocab.decode(sample)}")
 
 

@@ -10,6 +10,10 @@ same architecture in PyTorch from the same initial weights, on the same batches,
 same optimizer and early stopping.
 
     python examples/digits.py [--cell lstm|gru] [--hidden 64] [--epochs 60] [--quick] [--compare-torch]
+                              [--precision int8,bf16]
+
+`--precision int8` (or bf16, or int8,bf16) also scores the trained model with its weight matrices
+quantized by rk.quantize (int8 or bfloat16) on the same test images, beside the float32 figure.
 
 Exit status 2 when scikit-learn is not installed.
 """
@@ -111,6 +115,14 @@ def train_torch(model: rk.Sequential, args, data) -> tuple[float, float, int]:
     return evaluate(xt, yt)[1], wall, epochs
 
 
+def precisions(text: str) -> list[str]:
+    """--precision: a comma-separated list of rk.quantize's precisions, int8 and bf16."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in ("int8", "bf16") for name in names):
+        raise argparse.ArgumentTypeError(f"expected int8, bf16 or int8,bf16, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
@@ -122,6 +134,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a short run for the test suite")
     ap.add_argument("--compare-torch", action="store_true", help="train the same model in PyTorch too")
+    ap.add_argument("--precision", type=precisions, default=[], metavar="int8,bf16",
+                    help="after training, also test the model quantized by rk.quantize to these precisions")
     args = ap.parse_args()
     if args.quick:
         args.epochs = min(args.epochs, 15)
@@ -163,6 +177,16 @@ def main() -> None:
     arch = f"{args.cell.upper()}(8, {args.hidden}) + LastStep"
     results.append((f"rnnkit {arch}", acc_rk, wall_rk, f"{len(history['loss'])} epochs"))
 
+    # The trained model with its weight matrices stored and multiplied in int8 or bfloat16,
+    # scored by the same evaluation; "changed": test images whose predicted class differs.
+    quantized: list[tuple[str, float, int]] = []  # (precision, test accuracy, changed predictions)
+    classes = model.predict(x[te]).argmax(-1)
+    for precision in args.precision:
+        q = rk.quantize(model, precision)
+        acc_q = rk.Trainer(q, loss="cross_entropy").evaluate(x[te], y[te])["accuracy"]
+        changed = int(np.sum(q.predict(x[te]).argmax(-1) != classes))
+        quantized.append((precision, acc_q, changed))
+
     if args.compare_torch:
         model.load_state_dict(init)
         acc_t, wall_t, ep_t = train_torch(model, args, [(x[s], y[s]) for s in (tr, va, te)])
@@ -176,6 +200,12 @@ def main() -> None:
     for name, acc, secs, note in results:
         print(f"{name:<{w}}{acc:>14.3f}{secs:>16.1f}  {note}")
     print(f"{rk.get_num_threads()} thread(s); wall times include the per-epoch validation pass")
+    if quantized:
+        print(f"\nrnnkit {arch}, quantized by rk.quantize: the same test images (change: against float32)")
+        print(f"{'weights':<22}{'test accuracy':>14}{'change':>9}{'changed predictions':>22}")
+        print(f"{'float32 (as trained)':<22}{acc_rk:>14.3f}")
+        for precision, acc_q, changed in quantized:
+            print(f"{precision:<22}{acc_q:>14.3f}{acc_q - acc_rk:>+9.3f}{f'{changed} of {len(te)}':>22}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ in plain NumPy. `--compare-torch` trains the same architecture in PyTorch from t
 initial weights, on the same batches, with the same optimizer and early stopping.
 
     python examples/sentiment.py [--cell lstm|gru] [--pool mean|last] [--epochs 20] [--quick] [--compare-torch]
+                                 [--precision int8,bf16]
+
+`--precision int8` (or bf16, or int8,bf16) also scores the trained model with its weight matrices
+quantized by rk.quantize (the LSTM's or GRU's and the Linear layer's, in int8 or bfloat16; the
+embedding stays float32) on the same test snippets, beside the float32 figure.
 
 Exit status 2 when the data cannot be fetched (the message says how to fetch it by hand).
 """
@@ -217,6 +222,14 @@ def train_torch(model: rk.Sequential, args, data) -> tuple[float, float, int]:
 
 
 # ----------------------------------------------------------------------------- main
+def precisions(text: str) -> list[str]:
+    """--precision: a comma-separated list of rk.quantize's precisions, int8 and bf16."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in ("int8", "bf16") for name in names):
+        raise argparse.ArgumentTypeError(f"expected int8, bf16 or int8,bf16, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
@@ -234,6 +247,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="a short run for the test suite")
     ap.add_argument("--compare-torch", action="store_true", help="train the same model in PyTorch too")
+    ap.add_argument("--precision", type=precisions, default=[], metavar="int8,bf16",
+                    help="after training, also test the model quantized by rk.quantize to these precisions")
     args = ap.parse_args()
     if args.quick:
         args.epochs, args.patience = min(args.epochs, 6), min(args.patience, 2)
@@ -287,6 +302,16 @@ def main() -> None:
     note = f"{len(history['loss'])} epochs"
     results.append((f"rnnkit {arch}", acc_rk, wall_rk, note))
 
+    # The trained model with its weight matrices stored and multiplied in int8 or bfloat16,
+    # scored by the same evaluation; "changed": test snippets whose predicted class differs.
+    quantized: list[tuple[str, float, int]] = []  # (precision, test accuracy, changed predictions)
+    classes = model.predict(ids[te], lengths=lengths[te]).argmax(-1)
+    for precision in args.precision:
+        q = rk.quantize(model, precision)
+        acc_q = rk.Trainer(q, loss="cross_entropy").evaluate(ids[te], labels[te], lengths=lengths[te])["accuracy"]
+        changed = int(np.sum(q.predict(ids[te], lengths=lengths[te]).argmax(-1) != classes))
+        quantized.append((precision, acc_q, changed))
+
     if args.compare_torch:
         model.load_state_dict(init)
         data = [(ids[s], labels[s], lengths[s]) for s in (tr, va, te)]
@@ -301,6 +326,12 @@ def main() -> None:
     for name, acc, secs, note in results:
         print(f"{name:<{w}}{acc:>14.3f}{secs:>16.1f}  {note}")
     print(f"{rk.get_num_threads()} thread(s); wall times include the per-epoch validation pass")
+    if quantized:
+        print(f"\nrnnkit {arch}, quantized by rk.quantize: the same test snippets (change: against float32)")
+        print(f"{'weights':<22}{'test accuracy':>14}{'change':>9}{'changed predictions':>22}")
+        print(f"{'float32 (as trained)':<22}{acc_rk:>14.3f}")
+        for precision, acc_q, changed in quantized:
+            print(f"{precision:<22}{acc_q:>14.3f}{acc_q - acc_rk:>+9.3f}{f'{changed} of {len(te)}':>22}")
 
 
 if __name__ == "__main__":

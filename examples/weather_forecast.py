@@ -3,7 +3,8 @@ previous 5 hours: vanilla RNN, LSTM and GRU against the persistence and
 linear-regression baselines, mean absolute error in deg C on a chronological
 test split (the last 20% of 2013).
 
-    python examples/weather_forecast.py [--quick] [--compare-torch] [--epochs 30] [--out examples/output]
+    python examples/weather_forecast.py [--quick] [--compare-torch] [--precision int8,bf16] [--epochs 30]
+                                        [--out examples/output]
 
 The trained LSTM is saved with rk.save to <out>/weather_lstm.safetensors with
 the input standardisation folded into its weights, so it maps raw deg C
@@ -12,6 +13,12 @@ loads it. With matplotlib installed, <out>/weather_forecast.png plots the
 LSTM's forecast against the truth over a test week. A --quick run (a few
 epochs, the LSTM alone) writes weather_lstm_quick.safetensors and
 weather_forecast_quick.png instead, so it never replaces a full run's files.
+
+--precision int8 (or bf16, or int8,bf16) also runs each trained model with its
+weight matrices quantized by rk.quantize, on the same test hours, and prints
+its MAE beside the float32 one; the quantized LSTM is saved beside the float
+one, as weather_lstm_int8.safetensors (or _bf16), and the C++ forecast example
+runs it the same way.
 
 Needs safetensors for the model file (`pip install safetensors`, or the
 [examples] extra), and torch for --compare-torch: exit status 2 when one is
@@ -156,6 +163,14 @@ def plot_week(path: Path, truth: np.ndarray, forecast: np.ndarray) -> str:
     return f"plot: {path}"
 
 
+def precisions(text: str) -> list[str]:
+    """--precision: a comma-separated list of rk.quantize's precisions, int8 and bf16."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names or any(name not in ("int8", "bf16") for name in names):
+        raise argparse.ArgumentTypeError(f"expected int8, bf16 or int8,bf16, got {text!r}")
+    return list(dict.fromkeys(names))
+
+
 def check_requirements(args: argparse.Namespace) -> None:
     """Exit with status 2 before any training if a package the run needs is missing."""
     needed = [("safetensors", "this example saves its LSTM with rk.save, which needs safetensors")]
@@ -175,6 +190,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true",
                     help="a short run of the LSTM alone (for the test suite); its files get a _quick suffix")
     ap.add_argument("--compare-torch", action="store_true", help="train the same models in PyTorch too")
+    ap.add_argument("--precision", type=precisions, default=[], metavar="int8,bf16",
+                    help="after training, also test each model quantized by rk.quantize to these precisions")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -206,21 +223,36 @@ def main() -> None:
     coef = np.linalg.lstsq(design, y[:n_train, 0], rcond=None)[0]
     rows.append(("linear regression, 5 lags", np.abs(np.c_[x_te[:, :, 0], np.ones(n_test)] @ coef - y_te).mean(),
                  None, None, None))
-    models = {}
+    models, maes = {}, {}
     for cell in cells:
         model, wall = train_rnnkit(cell, data, args)
         fold_standardisation(model, mean, std)
         models[cell] = model
-        mae = np.abs(model.predict(x_te)[:, 0] - y_te).mean()
+        maes[cell] = mae = np.abs(model.predict(x_te)[:, 0] - y_te).mean()
         t_mae = t_wall = None
         if args.compare_torch:
             pred, t_wall = train_torch(cell, data, args)
             t_mae = np.abs(pred[:, 0] * std + mean - y_te).mean()
         rows.append((f"{cell.upper()}({args.hidden}) + Linear", mae, wall, t_mae, t_wall))
 
+    # The trained (float32) models with their weight matrices stored and multiplied in
+    # int8 or bfloat16, on the same raw deg C test windows.
+    quantized = {}  # (cell, precision) -> (test MAE, largest change of a forecast)
+    quantized_lstm = {}  # precision -> the quantized LSTM model, saved below
+    for cell, model in models.items():
+        forecast = model.predict(x_te)[:, 0]
+        for precision in args.precision:
+            q = rk.quantize(model, precision)
+            q_forecast = q.predict(x_te)[:, 0]
+            quantized[cell, precision] = (np.abs(q_forecast - y_te).mean(), np.abs(q_forecast - forecast).max())
+            if cell == "lstm":
+                quantized_lstm[precision] = q
+
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / f"weather_lstm{suffix}.safetensors"
     rk.save(models["lstm"], saved)
+    for precision, q in quantized_lstm.items():
+        rk.save(q, args.out / f"weather_lstm{suffix}_{precision}.safetensors")
     week = slice(0, 24 * 7)
     note = plot_week(args.out / f"weather_forecast{suffix}.png", y_te[week], models["lstm"].predict(x_te[week])[:, 0])
 
@@ -236,7 +268,24 @@ def main() -> None:
         if args.compare_torch:
             line += f" {'' if t_mae is None else f'{t_mae:.3f}':>15} | {'' if t_wall is None else f'{t_wall:.1f}':>7} |"
         print(line)
+    if args.precision:
+        print("\nThe same models quantized by rk.quantize, on the same test hours (MAE in deg C; change: "
+              "against float32; largest: the largest change of one forecast)")
+        header = f"| {'model':<28} | {'float32 MAE':>11} |"
+        for precision in args.precision:
+            header += f" {precision + ' MAE':>9} | {'change':>7} | {'largest':>7} |"
+        print(header)
+        print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+        for cell in cells:
+            line = f"| {f'{cell.upper()}({args.hidden}) + Linear':<28} | {maes[cell]:>11.4f} |"
+            for precision in args.precision:
+                q_mae, change = quantized[cell, precision]
+                line += f" {q_mae:>9.4f} | {q_mae - maes[cell]:>+7.4f} | {change:>7.4f} |"
+            print(line)
     print(f"\n{rk.get_num_threads()} thread(s); saved the LSTM (deg C in, deg C out) to {saved}; {note}")
+    if args.precision:
+        print("the quantized LSTM beside it: "
+              + ", ".join(f"weather_lstm{suffix}_{precision}.safetensors" for precision in args.precision))
 
 
 if __name__ == "__main__":

@@ -140,13 +140,18 @@ namespace {
 // padding: 0), the return value its scale (NaN where x holds a NaN or an infinity:
 // the product's row is then NaN, as float32's would be).
 float quantize_row(const float* x, Index K, Index Kp, std::uint8_t* out, bool shifted) {
-  float amax = 0;
-  bool finite = true;
+  // max |x| on the bit patterns: those of non-negative floats order as the floats do, and
+  // an infinity's or a NaN's lie above every finite one's (an integer max, which vectorizes)
+  std::uint32_t bits = 0;
   for (Index k = 0; k < K; ++k) {
-    const float v = std::fabs(x[k]);
-    amax = v > amax ? v : amax;
-    finite &= v <= std::numeric_limits<float>::max();
+    std::uint32_t u;
+    std::memcpy(&u, x + k, 4);
+    u &= 0x7fffffffu;
+    bits = u > bits ? u : bits;
   }
+  const bool finite = bits < 0x7f800000u;
+  float amax;
+  std::memcpy(&amax, &bits, 4);
   const std::uint8_t zero = shifted ? 128 : 0;
   if (!finite || amax == 0) {
     std::fill_n(out, Kp, zero);
