@@ -195,6 +195,7 @@ struct Tile {
   const std::int32_t* sums;  // int8: each column's Σ q
   Index valid;         // real columns (<= 32)
   bool accumulate;
+  Index col = 0;       // the panel's first column in C
 };
 
 using Int8Tile = Tile<std::uint8_t, std::int8_t>;
@@ -245,6 +246,9 @@ RNNKIT_TARGET_VNNI inline __mmask16 half_mask(Index valid, int half) {
 }
 
 template <int M>
+RNNKIT_TARGET_VNNI void int8_vnni_store(const Int8Tile& t, const __m512i* s0, const __m512i* s1);
+
+template <int M>
 RNNKIT_TARGET_VNNI void int8_vnni_rows(const Int8Tile& t) {
   __m512i s0[M], s1[M];
   for (int r = 0; r < M; ++r) s0[r] = s1[r] = _mm512_setzero_si512();
@@ -257,6 +261,12 @@ RNNKIT_TARGET_VNNI void int8_vnni_rows(const Int8Tile& t) {
       s1[r] = _mm512_dpbusd_epi32(s1[r], a, w1);
     }
   }
+  int8_vnni_store<M>(t, s0, s1);
+}
+
+// A tile's sums (two registers per row, of the shifted activations) scaled back into C.
+template <int M>
+RNNKIT_TARGET_VNNI void int8_vnni_store(const Int8Tile& t, const __m512i* s0, const __m512i* s1) {
   const __mmask16 m0 = half_mask(t.valid, 0), m1 = half_mask(t.valid, 1);
   const __m512 sw0 = _mm512_loadu_ps(t.sw), sw1 = _mm512_loadu_ps(t.sw + 16);
   const __m512i c0 = _mm512_slli_epi32(_mm512_loadu_si512(t.sums), 7), c1 = _mm512_slli_epi32(_mm512_loadu_si512(t.sums + 16), 7);
@@ -269,6 +279,22 @@ RNNKIT_TARGET_VNNI void int8_vnni_rows(const Int8Tile& t) {
     _mm512_mask_storeu_ps(t.c[r] + 16, m1,
                           _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(s1[r], c1)), _mm512_mul_ps(sa, sw1), b1));
   }
+}
+
+// One row by four panels at once (the streaming step's products): eight chains of dot
+// products in flight, where one panel's two would wait on each other's latency.
+RNNKIT_TARGET_VNNI void int8_vnni_row4(const Int8Tile* t) {
+  __m512i s[8];
+  for (auto& v : s) v = _mm512_setzero_si512();
+  for (Index g = 0; g < t[0].groups; ++g) {
+    const __m512i a = _mm512_set1_epi32(load32(t[0].a + 4 * g));
+    for (int q = 0; q < 4; ++q) {
+      const std::int8_t* p = t[q].p + g * 4 * kLowpWidth;
+      s[2 * q] = _mm512_dpbusd_epi32(s[2 * q], a, _mm512_loadu_si512(p));
+      s[2 * q + 1] = _mm512_dpbusd_epi32(s[2 * q + 1], a, _mm512_loadu_si512(p + 64));
+    }
+  }
+  for (int q = 0; q < 4; ++q) int8_vnni_store<1>(t[q], s + 2 * q, s + 2 * q + 1);
 }
 
 template <int M>
@@ -358,6 +384,7 @@ struct Kernel {
   Index rows;
   bool shifted;  // int8: activations +128 as u8
   const char* name;
+  void (*row4)(const T*) = nullptr;  // one row by four panels, where the kernel has it
 };
 
 #if RNNKIT_X86_KERNELS
@@ -379,7 +406,7 @@ const Kernel<Int8Tile>& int8_kernel_in_use() {
     const CpuFeatures& f = cpu_features();
 #if RNNKIT_X86_KERNELS
     if (f.chosen == IsaLevel::Avx512 && f.avx512_vnni)
-      return Kernel<Int8Tile>{RNNKIT_ROWS_SWITCH(int8_vnni_rows, 6), 6, true, "avx512_vnni"};
+      return Kernel<Int8Tile>{RNNKIT_ROWS_SWITCH(int8_vnni_rows, 6), 6, true, "avx512_vnni", int8_vnni_row4};
     if (f.chosen >= IsaLevel::Avx2)
       return Kernel<Int8Tile>{RNNKIT_ROWS_SWITCH(int8_avx2_rows, 2), 2, false, "avx2"};
 #endif
@@ -420,9 +447,10 @@ void lowp_panels(const Kernel<Tile<A, W>>& kern, Index depth, float* c, Index ld
   for (Index i = 0; i < m; ++i)
     buf.scale[std::size_t(i)] = prepare(a + (a_rows ? a_rows[i] : i) * lda, Kp, rows + i * Kp);
   const Index block = w.block(), MR = kern.rows;
-  for (Index j = p0; j < p1; ++j) {
-    const Index chunk = j / w.gates, col = j % w.gates * block + chunk * kLowpWidth;
+  auto tile_of = [&](Index j) {  // panel j's tile, its rows still to be given
     Tile<A, W> t;
+    const Index chunk = j / w.gates;
+    t.col = j % w.gates * block + chunk * kLowpWidth;
     t.Kp = Kp;
     t.p = w.data.data() + j * groups * kLowpWidth * depth;
     t.groups = groups;
@@ -430,10 +458,29 @@ void lowp_panels(const Kernel<Tile<A, W>>& kern, Index depth, float* c, Index ld
     t.sums = w.sums.empty() ? nullptr : w.sums.data() + j * kLowpWidth;
     t.valid = std::min(kLowpWidth, block - chunk * kLowpWidth);
     t.accumulate = accumulate;
+    t.a = rows;
+    t.sa = buf.scale.data();
+    return t;
+  };
+  Index j = p0;
+  if (m == 1 && kern.row4) {  // one row: four panels at a time
+    float* row = c + (c_rows ? c_rows[0] : 0) * ldc;
+    for (; j + 4 <= p1; j += 4) {
+      Tile<A, W> t[4];
+      float* ct[4];
+      for (int q = 0; q < 4; ++q) {
+        t[q] = tile_of(j + q);
+        t[q].rows = 1, ct[q] = row + t[q].col, t[q].c = &ct[q];
+      }
+      kern.row4(t);
+    }
+  }
+  for (; j < p1; ++j) {
+    Tile<A, W> t = tile_of(j);
     for (Index i = 0; i < m; i += MR) {
       float* ct[6];
       t.rows = std::min(MR, m - i);
-      for (Index r = 0; r < t.rows; ++r) ct[r] = c + (c_rows ? c_rows[i + r] : i + r) * ldc + col;
+      for (Index r = 0; r < t.rows; ++r) ct[r] = c + (c_rows ? c_rows[i + r] : i + r) * ldc + t.col;
       t.c = ct;
       t.a = rows + i * Kp;
       t.sa = buf.scale.data() + i;

@@ -34,6 +34,7 @@
 
 #include <rnnkit/model.h>
 #include <rnnkit/spec.h>
+#include <rnnkit/weights.h>
 
 namespace {
 
@@ -45,10 +46,14 @@ struct Options {
   rnnkit::CellType cell = rnnkit::CellType::LSTM;
   Index hidden = 0, input = 1;
   Index steps = 10000, warmup = 1000, batch = 1;
+  std::string precision = "float32";  // of the random model's weight matrices: float32, int8 or bf16
 };
 
-// A random 1-layer LSTM or GRU alone, as the file rk.save(rk.LSTM(I, H, batch_first=True)) would hold.
-rnnkit::Model random_model(rnnkit::CellType cell, Index input, Index hidden, std::mt19937& rng) {
+// A random 1-layer LSTM or GRU alone, as the file rk.save(rk.LSTM(I, H, batch_first=True)) would hold,
+// or rk.save(rk.quantize(...)) with `precision` int8 or bf16 (rnnkit/quant.h's scheme).
+rnnkit::Model random_model(rnnkit::CellType cell, Index input, Index hidden, const std::string& precision,
+                           std::mt19937& rng) {
+  const rnnkit::Precision prec = rnnkit::precision_from_name(precision);
   rnnkit::StackSpec spec;
   spec.cell = cell;
   spec.input_size = input;
@@ -59,7 +64,8 @@ rnnkit::Model random_model(rnnkit::CellType cell, Index input, Index hidden, std
                            "\", \"config\": {\"input_size\": " + std::to_string(input) +
                            ", \"hidden_size\": " + std::to_string(hidden) +
                            ", \"num_layers\": 1, \"bias\": true, \"batch_first\": true, \"dropout\": 0.0, "
-                           "\"bidirectional\": false, \"dtype\": \"float32\", " +
+                           "\"bidirectional\": false, \"dtype\": \"float32\", \"precision\": \"" +
+                           rnnkit::precision_name(prec) + "\", " +
                            (lstm ? "\"proj_size\": 0" : "\"reset_after\": true") + "}}";
 
   std::vector<float> params(std::size_t(spec.num_params()));  // flat, in param_layout() order
@@ -67,9 +73,28 @@ rnnkit::Model random_model(rnnkit::CellType cell, Index input, Index hidden, std
   std::uniform_real_distribution<float> uniform(-k, k);
   for (float& p : params) p = uniform(rng);
   std::vector<rnnkit::TensorRef> tensors;
+  // a reduced-precision matrix's values and (int8) row scales, kept until the model has copied them
+  std::vector<std::vector<std::int8_t>> q;
+  std::vector<std::vector<float>> scales;
+  std::vector<std::vector<rnnkit::Bf16>> b;
+  const auto matrices = rnnkit::lowp_matrices(spec);
+  q.reserve(matrices.size()), scales.reserve(matrices.size()), b.reserve(matrices.size());
   for (const rnnkit::ParamInfo& p : spec.param_layout()) {
     std::vector<Index> shape = p.cols ? std::vector<Index>{p.rows, p.cols} : std::vector<Index>{p.rows};
-    tensors.push_back({p.name, "F32", shape, params.data() + p.offset});
+    const bool matrix = std::any_of(matrices.begin(), matrices.end(), [&](const auto& m) { return m.name == p.name; });
+    const float* w = params.data() + p.offset;
+    if (!matrix || prec == rnnkit::Precision::Float) {
+      tensors.push_back({p.name, "F32", shape, w});
+    } else if (prec == rnnkit::Precision::Int8) {
+      q.emplace_back(std::size_t(p.size())), scales.emplace_back(std::size_t(p.rows));
+      rnnkit::quantize_int8(w, p.rows, p.cols, q.back().data(), scales.back().data());
+      tensors.push_back({p.name, "I8", shape, q.back().data()});
+      tensors.push_back({p.name + "_scale", "F32", {p.rows}, scales.back().data()});
+    } else {
+      b.emplace_back(std::size_t(p.size()));
+      for (Index i = 0; i < p.size(); ++i) b.back()[std::size_t(i)] = rnnkit::to_bf16(w[i]);
+      tensors.push_back({p.name, "BF16", shape, b.back().data()});
+    }
   }
   return rnnkit::Model::from_tensors(arch, tensors, "random model");  // copies the tensors
 }
@@ -90,7 +115,8 @@ bool parse_count(const char* s, Index min, Index& out) {
 int usage(const std::string& error) {
   if (!error.empty()) std::cerr << "stream_latency: " << error << "\n";
   std::cerr << "usage: stream_latency MODEL [--steps N] [--warmup W] [--batch B]\n"
-               "       stream_latency --lstm H | --gru H [--input I] [--steps N] [--warmup W] [--batch B]\n";
+               "       stream_latency --lstm H | --gru H [--input I] [--precision float32|int8|bf16] [--steps N]\n"
+               "                      [--warmup W] [--batch B]\n";
   return 2;
 }
 
@@ -111,6 +137,7 @@ int main(int argc, char** argv) {
       else if (arg == "--warmup") count(0, o.warmup);
       else if (arg == "--batch") count(1, o.batch);
       else if (arg == "--input") count(1, o.input);
+      else if (arg == "--precision" && has_value) o.precision = argv[++i];
       else if (arg == "--lstm") count(1, o.hidden);
       else if (arg == "--gru") {
         o.cell = rnnkit::CellType::GRU;
@@ -126,7 +153,8 @@ int main(int argc, char** argv) {
   try {
     std::mt19937 rng(0);
     const rnnkit::Model model =
-        o.model_path.empty() ? random_model(o.cell, o.input, o.hidden, rng) : rnnkit::Model::load(o.model_path);
+        o.model_path.empty() ? random_model(o.cell, o.input, o.hidden, o.precision, rng)
+                             : rnnkit::Model::load(o.model_path);
     rnnkit::Stream stream = model.stream(o.batch);  // preallocates; step() allocates nothing
     std::printf("model: %s", model.summary().c_str());
     std::printf("%ld parameters, input %ld%s, output %ld per step\n", long(model.num_parameters()),

@@ -60,6 +60,7 @@ const Case kCases[] = {
     {1, 1, 1, 1, false, false},   {1, 5, 40, 1, true, false},   {2, 4, 32, 4, false, true},
     {5, 33, 20, 4, true, true},   {6, 64, 64, 3, false, false}, {7, 130, 70, 4, true, false},
     {13, 9, 96, 1, false, true},  {12, 128, 128, 4, true, true}, {3, 2, 8, 3, false, false},
+    {1, 37, 64, 4, true, true},   {1, 70, 40, 3, false, false},  // one row, four panels at a time
 };
 
 // C (rows through c_rows, ldc > N) from A (rows through a_rows) for one case, by packed_gemm.
