@@ -2,6 +2,7 @@
 // Random models for the runtime's tests: an architecture JSON as rk.save writes
 // it and random tensors with the names and shapes it needs.
 
+#include <cstring>
 #include <exception>
 #include <fstream>
 #include <iterator>
@@ -12,6 +13,7 @@
 
 #include "rnnkit/model.h"
 #include "rnnkit/spec.h"
+#include "rnnkit/weights.h"
 
 namespace testing {
 
@@ -21,6 +23,13 @@ struct LayerDesc {
   std::string cls, config;  // config: the JSON object's inside
   std::vector<std::pair<std::string, std::vector<Index>>> params;
 };
+
+// `layer` with its weight matrices stored in `precision` ("int8" or "bf16", rnnkit/quant.h):
+// random_model then writes them as I8 with their row scales, or as BF16.
+inline LayerDesc quantized(LayerDesc layer, const std::string& precision) {
+  layer.config += ", \"precision\": \"" + precision + "\"";
+  return layer;
+}
 
 inline std::string b(bool v) { return v ? "true" : "false"; }
 
@@ -63,10 +72,14 @@ struct RandomModel {
   std::vector<std::string> names;
   std::vector<std::vector<Index>> shapes;
   std::vector<std::vector<float>> data;
+  std::vector<std::string> dtypes;                // "F32", or a quantized layer's "I8" / "BF16"
+  std::vector<std::vector<unsigned char>> stored;  // the I8 / BF16 tensors' bytes
 
   std::vector<rnnkit::TensorRef> refs() const {
     std::vector<rnnkit::TensorRef> out;
-    for (size_t i = 0; i < names.size(); ++i) out.push_back({names[i], "F32", shapes[i], data[i].data()});
+    for (size_t i = 0; i < names.size(); ++i)
+      out.push_back({names[i], dtypes[i], shapes[i],
+                     dtypes[i] == "F32" ? static_cast<const void*>(data[i].data()) : stored[i].data()});
     return out;
   }
   rnnkit::Model model() const { return rnnkit::Model::from_tensors(architecture, refs()); }
@@ -80,14 +93,44 @@ inline RandomModel random_model(const std::vector<LayerDesc>& layers, unsigned s
   for (size_t i = 0; i < layers.size(); ++i) {
     m.architecture += (i ? ", " : "") + std::string("{\"class\": \"") + layers[i].cls + "\", \"config\": {" +
                       layers[i].config + "}}";
+    const std::string& cfg = layers[i].config;
+    const std::string precision = cfg.find("\"precision\": \"int8\"") != std::string::npos   ? "int8"
+                                  : cfg.find("\"precision\": \"bf16\"") != std::string::npos ? "bf16"
+                                                                                             : "float32";
     for (const auto& [name, shape] : layers[i].params) {
       Index n = 1;
       for (Index d : shape) n *= d;
       std::vector<float> v(static_cast<size_t>(n));
       for (auto& x : v) x = u(rng);
+      const bool matrix = shape.size() == 2 && name.rfind("weight_peephole", 0) != 0 &&
+                          (name.rfind("weight", 0) == 0);  // weight_ih / _hh / _hr, a Linear's weight
+      const std::string dtype = matrix && precision == "int8" ? "I8" : matrix && precision == "bf16" ? "BF16" : "F32";
+      std::vector<unsigned char> bytes;
+      std::vector<float> scale;
+      if (dtype == "I8") {
+        scale.resize(static_cast<size_t>(shape[0]));
+        bytes.resize(static_cast<size_t>(n));
+        rnnkit::quantize_int8(v.data(), shape[0], shape[1], reinterpret_cast<std::int8_t*>(bytes.data()),
+                              scale.data());
+      } else if (dtype == "BF16") {
+        bytes.resize(static_cast<size_t>(2 * n));
+        for (Index k = 0; k < n; ++k) {
+          const rnnkit::Bf16 h = rnnkit::to_bf16(v[static_cast<size_t>(k)]);
+          std::memcpy(bytes.data() + 2 * k, &h.bits, 2);
+        }
+      }
       m.names.push_back(std::to_string(i) + "." + name);
       m.shapes.push_back(shape);
+      m.dtypes.push_back(dtype);
       m.data.push_back(std::move(v));
+      m.stored.push_back(std::move(bytes));
+      if (dtype == "I8") {  // its row scales, a tensor of their own
+        m.names.push_back(std::to_string(i) + "." + name + "_scale");
+        m.shapes.push_back({shape[0]});
+        m.dtypes.push_back("F32");
+        m.data.push_back(std::move(scale));
+        m.stored.emplace_back();
+      }
     }
   }
   m.architecture += "]}}";

@@ -113,6 +113,13 @@ TEST(no_heap_allocation_in_thousands_of_steps) {
   auto peep = spec(CellType::LSTM, 3, 24, 2);
   peep.peepholes = true;
   models.push_back({recurrent(peep), linear(24, 2)});
+  // weights in int8 and bfloat16 (rk.quantize): their products' per-thread row buffers are sized
+  // by the first steps, then reused
+  for (const char* p : {"int8", "bf16"}) {
+    models.push_back({quantized(recurrent(spec(CellType::LSTM, 2, 40)), p), quantized(linear(40, 3), p)});
+    models.push_back({embedding(10, 4), quantized(recurrent(gru), p), pool("LastStep"), linear(16, 2)});
+    models.push_back({quantized(recurrent(proj), p), pool("MeanPool"), quantized(linear(8, 3), p)});
+  }
   unsigned seed = 1;
   for (const auto& layers : models) {
     const rnnkit::Model m = random_model(layers, seed++).model();
