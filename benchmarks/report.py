@@ -208,7 +208,9 @@ def precision_tables(info: dict) -> list[str]:
                                                                   f"{r['cell']}")
     body += [f"- {status}: {', '.join(sorted(cases))}: {note}" for (status, note), cases in notes.items()]
     engines = sorted({r["engine"] for r in rows if r.get("engine")})
-    return ["## Reduced precision", "",
+    run = info.get("precision_run") or {}
+    when = f"Measured {run['date']} on {run['machine']}. " if run.get("date") and run.get("machine") else ""
+    return ["## Reduced precision", "", when +
             "Inference, B = 64, T = 100, input size = hidden size, the float tables' weights and inputs. \"max err\" "
             "is the largest |out - float32 out| over the output sequence, every library's against PyTorch's float32 "
             "output on the same weights and inputs. ORT int8: `onnxruntime.quantization.quantize_dynamic` (QInt8, "
@@ -249,6 +251,31 @@ def streaming_table(info: dict) -> list[str]:
     return lines + [""]
 
 
+def streaming_precision_table(info: dict) -> list[str]:
+    """The C++ streaming step with int8 / bf16 weights beside float32's (results.json's
+    "streaming_cpp_precision", run in turns, lowest of rounds, in blocks of 100 steps)."""
+    rows = info.get("streaming_cpp_precision") or []
+    if not rows:
+        return []
+    by = {(r["cell"], r["size"], r.get("precision", "float32")): r["block_ns"] for r in rows}
+    precisions = [p for p in ("float32", *PRECISIONS) if any(k[2] == p for k in by)]
+    lines = ["## Streaming in reduced precision", "",
+             "The C++ `Stream::step` of a random 1-layer model (batch 1, input 1, 1 thread) with its weight "
+             "matrices in each precision (`stream_latency --precision`), ns per step in blocks of 100; the "
+             "precisions run in turns, and each keeps its lowest of three rounds. RTNeural: as above.", "",
+             "| cell | hidden | " + " | ".join(f"{p} ns" for p in precisions) + " | " +
+             " | ".join(f"{p} / float32" for p in precisions[1:]) + " | " +
+             " | ".join(f"{p} / RTNeural" for p in precisions[1:]) + " |",
+             "| --- | ---: | " + " | ".join("---:" for _ in range(3 * len(precisions) - 2)) + " |"]
+    for cell, H in sorted({(k[0], k[1]) for k in by}, key=lambda k: (CELLS.index(k[0]), k[1])):
+        f32, rtn = by.get((cell, H, "float32")), RTNEURAL_NS.get(cell, {}).get(H)
+        ns = [by.get((cell, H, p)) for p in precisions]
+        lines.append(f"| {cell} | {H} | " + " | ".join(fmt(v, "d") for v in ns) + " | " +
+                     " | ".join(fmt(v / f32 if v and f32 else None, ".2f") for v in ns[1:]) + " | " +
+                     " | ".join(fmt(v / rtn if v and rtn else None, ".2f") for v in ns[1:]) + " |")
+    return lines + [""]
+
+
 def memory_line(info: dict) -> list[str]:
     mem = info.get("memory_mib")
     if not mem or "rnnkit" not in mem:
@@ -261,7 +288,7 @@ def memory_line(info: dict) -> list[str]:
 
 def markdown(info: dict) -> str:
     lines = (header(info) + steps_tables(info) + lengths_tables(info) + precision_tables(info) +
-             streaming_table(info) + memory_line(info))
+             streaming_table(info) + streaming_precision_table(info) + memory_line(info))
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -115,6 +115,7 @@ struct StepBuffers {
   Mat<S> g;     // (1, G·H; GRU with reset_after 4H): the products' sums (Layer::StepWeights)
   Mat<S> cache, m, work;  // (1, 4H), (1, H), (1, H): the cell's scratch; m: its output before W_hr
   StepArgs<S> args;       // the cell's arguments, pointing into the above (stream() and cell_step)
+  DirParams dp;           // where the sub-layer's parameters are (looked up once)
 };
 
 template <class S>
@@ -225,10 +226,10 @@ void cell_step(const StackSpec& s, const DirParams& dp, const typename Layer<S>:
 // (x_t W_ih^T and h_{t-1} W_hh^T apart, each row of activations quantized on its
 // own) and the cell's step as they are there, so a stream gives predict's outputs.
 template <class Cell, class W>
-void lowp_cell_step(const StackSpec& s, const float* params, Index l, const DirWeights<W>& pw, const float* x,
+void lowp_cell_step(const StackSpec& s, const float* params, const DirWeights<W>& pw, const float* x,
                     detail::StepBuffers<float>& st, Index B) {
   const CellDecl d = s.decl();
-  const DirParams dp = s.dir_params(l, 0);
+  const DirParams& dp = st.dp;
   const Index H = s.hidden_size, P = s.out_size(), I = dp.input_size, GH = d.gates * H, R = d.rec_gates() * H;
   const CellWeights<float, W> w = detail::cell_weights(s, params, dp, R < GH ? &pw.w_gated : nullptr);
   float* xg = st.g.data();
@@ -262,9 +263,9 @@ void stack_step(const Layer<S>& L, const S* x, std::vector<detail::StepBuffers<S
         with_cell(s, [&](auto cell) {
           using Cell = decltype(cell);
           if (L.lowp->precision == Precision::Int8)
-            lowp_cell_step<Cell>(s, L.params.data(), l, L.lowp->int8[std::size_t(l)], x, st, B);
+            lowp_cell_step<Cell>(s, L.params.data(), L.lowp->int8[std::size_t(l)], x, st, B);
           else
-            lowp_cell_step<Cell>(s, L.params.data(), l, L.lowp->bf16[std::size_t(l)], x, st, B);
+            lowp_cell_step<Cell>(s, L.params.data(), L.lowp->bf16[std::size_t(l)], x, st, B);
         });
         x = st.h.data();
       }
@@ -376,6 +377,7 @@ BasicStream<S> BasicModel<S>::stream(Index batch) const {
       b.work.resize(1, H);
       if (L.lowp) {  // lowp_cell_step: x_t W_ih^T, then h_{t-1} W_hh^T
         b.g = Mat<S>::Zero(1, d.gates * H + d.rec_gates() * H);
+        b.dp = s.dir_params(l, 0);
         st->rec[i].push_back(std::move(b));
         continue;
       }
