@@ -2,11 +2,14 @@
 
     python benchmarks/compare_builds.py --a /path/to/venv-a/bin/python --b /path/to/venv-b/bin/python
     python benchmarks/compare_builds.py --a ... --b ... --cells LSTM --sizes 128 --threads 1 --rounds 9
+    python benchmarks/compare_builds.py --a ... --b ... --env-b RNNKIT_ISA=avx2 --cases stream
 
 Each interpreter imports its own installed rnnkit. For every case (cell, hidden size, thread
-count, inference or training step; B=64, T=100, input = hidden) the two builds run in turns, a
-fresh worker process each time, --rounds times; a worker times --repeats calls after warm-up and
-reports the lowest. The table gives each build's lowest over all its rounds and the ratio b/a
+count, inference or training step; B=64, T=100, input = hidden; or "stream": one streaming step
+of batch 1 from Python, model.stream(1).step, timed over 1000 steps, in microseconds) the two
+builds run in turns, a fresh worker process each time, --rounds times; a worker times --repeats
+calls after warm-up and reports the lowest. --env-a / --env-b set environment variables for one
+build's workers (RNNKIT_ISA=avx2 runs a dispatched build's AVX2 core). The table gives each build's lowest over all its rounds and the ratio b/a
 (< 1: b is faster), with the spread of a's rounds beside it: on a shared machine the ratio means
 something only where it is outside that spread. With --stream-a/--stream-b (two builds of
 examples/cpp/stream_latency) the C++ streaming step is compared the same way.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -36,6 +40,13 @@ if case == "inference":
     m.eval()
     def step():
         m(x)
+elif case == "stream":
+    m.eval()
+    s = m.stream(1)
+    xt = x[:1, 0]
+    def step():
+        for _ in range(1000):
+            s.step(xt)
 else:
     m.train()
     def step():
@@ -48,12 +59,13 @@ for _ in range(repeats):
     t0 = time.perf_counter()
     step()
     best = min(best, time.perf_counter() - t0)
-print(json.dumps(best * 1e3))
+print(json.dumps(best * 1e3))  # ms per call; for "stream", us per step
 """
 
 
-def run_worker(python: str, args: list[str]) -> float:
-    out = subprocess.run([python, "-c", WORKER, *args], check=True, capture_output=True, text=True)
+def run_worker(python: str, args: list[str], env: dict | None = None) -> float:
+    out = subprocess.run([python, "-c", WORKER, *args], check=True, capture_output=True, text=True,
+                         env={**os.environ, **(env or {})})
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -92,17 +104,24 @@ def main() -> None:
     p.add_argument("--stream-a", help="stream_latency built from the first build's tree")
     p.add_argument("--stream-b", help="stream_latency built from the second build's tree")
     p.add_argument("--stream-sizes", nargs="+", type=int, default=[16, 64, 128])
+    p.add_argument("--env-a", action="append", default=[], metavar="KEY=VALUE", help="environment for a's workers")
+    p.add_argument("--env-b", action="append", default=[], metavar="KEY=VALUE", help="environment for b's workers")
     p.add_argument("--json", help="write the rows here")
     args = p.parse_args()
+    env_a = dict(kv.split("=", 1) for kv in args.env_a)
+    env_b = dict(kv.split("=", 1) for kv in args.env_b)
 
     rows = []
     for threads in args.threads:
         for H in args.sizes:
             for cell in args.cells:
                 for case in args.cases:
+                    if case == "stream" and threads != args.threads[0]:
+                        continue  # a step of batch 1 runs on one thread
                     w = [cell, str(H), str(threads), case, str(args.repeats)]
-                    rows.append(compare(f"{cell}-{H} {case} {threads}t ms", lambda w=w: run_worker(args.a, w),
-                                        lambda w=w: run_worker(args.b, w), args.rounds))
+                    unit = "us/step" if case == "stream" else f"{threads}t ms"
+                    rows.append(compare(f"{cell}-{H} {case} {unit}", lambda w=w: run_worker(args.a, w, env_a),
+                                        lambda w=w: run_worker(args.b, w, env_b), args.rounds))
     if args.stream_a and args.stream_b:
         for cell in ("LSTM", "GRU"):
             for H in args.stream_sizes:

@@ -21,6 +21,20 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from reference import CELLS, Spec  # noqa: E402
 
+
+def pytest_report_header(config):
+    """Which compiled core the tests run on (RNNKIT_ISA=baseline|avx2|avx512 forces a level)."""
+    import rnnkit
+
+    f = rnnkit.cpu_features()
+    isa = os.environ.get("RNNKIT_ISA")
+    if isa in ("baseline", "avx2", "avx512") and f["module"] != "_core_native":
+        order = ["baseline", "avx2", "avx512"]
+        expected = min(isa, f["best"], key=order.index)
+        if f["chosen"] != expected:  # a forced run that silently ran another level would prove nothing
+            raise pytest.UsageError(f"RNNKIT_ISA={isa}: expected the {expected} core, got {f['module']}")
+    return f"rnnkit core: {f['module']} (built for {f['build']}, running {f['chosen']}; CPU's best {f['best']})"
+
 @pytest.fixture(params=list(CELLS))
 def cell(request) -> str:
     """Each cell variant: RNN tanh/relu, LSTM with/without proj and peepholes, GRU both reset_after."""

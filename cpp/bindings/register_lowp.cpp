@@ -141,12 +141,21 @@ void register_lowp(py::module_& m) {
     py::dict d;
     d["avx2"] = f.avx2, d["fma"] = f.fma, d["avx512f"] = f.avx512f, d["avx512bw"] = f.avx512bw;
     d["avx512vl"] = f.avx512vl, d["avx512_vnni"] = f.avx512_vnni, d["avx512_bf16"] = f.avx512_bf16;
-    d["best"] = rnnkit::isa_name(f.best), d["chosen"] = rnnkit::isa_name(f.chosen);
+    d["f16c"] = f.f16c, d["avx512dq"] = f.avx512dq, d["avx512cd"] = f.avx512cd;
+    d["best"] = rnnkit::isa_name(f.best), d["build"] = rnnkit::isa_name(f.build);
+    d["chosen"] = rnnkit::isa_name(f.chosen);
     d["RNNKIT_ISA"] = f.cap.empty() ? py::object(py::none()) : py::object(py::str(f.cap));
     if (!f.cap_error.empty()) d["RNNKIT_ISA_error"] = f.cap_error;
     d["int8_kernel"] = rnnkit::int8_kernel(), d["bf16_kernel"] = rnnkit::bf16_kernel();
     return d;
   }, "What the CPU has, the instruction-set level chosen (RNNKIT_ISA caps it) and the kernels in use.");
+  m.def("build_info", [] {
+    const auto& b = rnnkit::build_info();
+    py::dict d;
+    d["version"] = b.version, d["compiler"] = b.compiler, d["flags"] = b.flags, d["eigen"] = b.eigen;
+    d["eigen_simd"] = b.eigen_simd, d["openmp"] = b.openmp, d["openmp_version"] = b.openmp_version;
+    return d;
+  }, "How this copy of the core was built: version, compiler, instruction-set flags, Eigen, OpenMP.");
 }
 
 }  // namespace rnnkit_py

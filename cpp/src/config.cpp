@@ -31,4 +31,35 @@ void set_num_threads(int n) {
   g_threads.store(n, std::memory_order_relaxed);
 }
 
+#ifndef RNNKIT_VERSION
+#define RNNKIT_VERSION "unknown"
+#endif
+#ifndef RNNKIT_BUILD_FLAGS
+#define RNNKIT_BUILD_FLAGS ""
+#endif
+
+const BuildInfo& build_info() {
+  static const BuildInfo info = [] {
+    BuildInfo b;
+    b.version = RNNKIT_VERSION;
+#if defined(__clang__)
+    b.compiler = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    b.compiler = std::string("gcc ") + __VERSION__;
+#elif defined(_MSC_VER)
+    b.compiler = "msvc " + std::to_string(_MSC_VER);
+#endif
+    b.flags = RNNKIT_BUILD_FLAGS;
+    b.eigen = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
+              std::to_string(EIGEN_MINOR_VERSION);
+    b.eigen_simd = Eigen::SimdInstructionSetsInUse();
+#ifdef _OPENMP
+    b.openmp = true;
+    b.openmp_version = _OPENMP;
+#endif
+    return b;
+  }();
+  return info;
+}
+
 }  // namespace rnnkit

@@ -23,15 +23,21 @@ CpuFeatures detect() {
   __builtin_cpu_init();
   f.avx2 = __builtin_cpu_supports("avx2");
   f.fma = __builtin_cpu_supports("fma");
+  f.f16c = __builtin_cpu_supports("f16c");
   f.avx512f = __builtin_cpu_supports("avx512f");
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
+  f.avx512dq = __builtin_cpu_supports("avx512dq");
+  f.avx512cd = __builtin_cpu_supports("avx512cd");
   f.avx512_vnni = __builtin_cpu_supports("avx512vnni");
   f.avx512_bf16 = __builtin_cpu_supports("avx512bf16");
 #endif
-  if (f.avx2 && f.fma) f.best = IsaLevel::Avx2;
-  if (f.best == IsaLevel::Avx2 && f.avx512f && f.avx512bw && f.avx512vl) f.best = IsaLevel::Avx512;
-  f.chosen = f.best;
+  // The levels are what the build's flags for them let the compiler use (CMakeLists.txt):
+  // avx2 = AVX2 + FMA + F16C, avx512 = that + AVX-512 F, BW, VL, DQ, CD (x86-64-v4).
+  if (f.avx2 && f.fma && f.f16c) f.best = IsaLevel::Avx2;
+  if (f.best == IsaLevel::Avx2 && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512cd)
+    f.best = IsaLevel::Avx512;
+  f.dispatch = f.best;
   if (const char* env = std::getenv("RNNKIT_ISA"); env && *env) {
     f.cap = env;
     IsaLevel cap = f.best;
@@ -39,8 +45,10 @@ CpuFeatures detect() {
     else if (f.cap == "avx2") cap = IsaLevel::Avx2;
     else if (f.cap == "avx512") cap = IsaLevel::Avx512;
     else f.cap_error = "RNNKIT_ISA=" + f.cap + " is not one of baseline, avx2, avx512: ignored";
-    if (int(cap) < int(f.chosen)) f.chosen = cap;
+    if (int(cap) < int(f.dispatch)) f.dispatch = cap;
   }
+  f.build = compiled_level();
+  f.chosen = int(f.build) < int(f.dispatch) ? f.build : f.dispatch;
   return f;
 }
 

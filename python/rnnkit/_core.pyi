@@ -96,6 +96,9 @@ class LowpLinear:
 def cpu_features() -> dict[str, Any]:
     """What the CPU has, the instruction-set level chosen and the kernels in use."""
 
+def build_info() -> dict[str, Any]:
+    """How this copy of the core was built."""
+
 def backward(
     spec: StackSpec,
     params: np.ndarray,

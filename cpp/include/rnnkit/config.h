@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <string>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -18,6 +19,18 @@ using Index = std::ptrdiff_t;
 
 // Divide a memory-bound loop's element count by this before parallel_for.
 constexpr Index kMemoryBound = 32;
+
+/// How this copy of the core was built: what rk.show_config() prints.
+struct BuildInfo {
+  std::string version;        // rnnkit's (python/rnnkit/_version.py)
+  std::string compiler;       // name and version
+  std::string flags;          // the instruction-set flags the core was compiled with ("" for the compiler's default)
+  std::string eigen;          // Eigen's version
+  std::string eigen_simd;     // the vector instruction sets Eigen's packets use here
+  bool openmp = false;
+  int openmp_version = 0;     // _OPENMP (yyyymm), 0 without OpenMP
+};
+const BuildInfo& build_info();
 
 /// Number of threads the core uses for its own loops and for Eigen's GEMMs.
 /// Defaults to OpenMP's default (the machine's cores, or OMP_NUM_THREADS).
