@@ -207,4 +207,4 @@ TEST(vec_mat_double) { check_vec_mat<double>(); }
 TEST(lanes_float) { check_lanes<float>(); }
 TEST(lanes_double) { check_lanes<double>(); }
 
-int main() { return check::run_all(); }
+int main(int argc, char** argv) { return check::run_all(argc, argv); }  // CTest: --part I/3
