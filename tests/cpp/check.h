@@ -26,8 +26,27 @@ struct Register {
   Register(const char* name, std::function<void()> fn) { registry().push_back({name, std::move(fn)}); }
 };
 
-inline int run_all() {
-  for (const auto& t : registry()) {
+// Every test of the file; with the arguments "--part I/N" (0 <= I < N), those whose place in
+// the file is I modulo N: N CTest entries of a slow file then run side by side under ctest -j,
+// and together they run every test the file holds, whatever is added to it.
+inline int run_all(int argc = 1, char** argv = nullptr) {
+  std::size_t part = 0, parts = 1;
+  if (argc > 1) {
+    unsigned i = 0, n = 0;
+    char end = 0;
+    if (argc != 3 || std::string(argv[1]) != "--part" || std::sscanf(argv[2], "%u/%u%c", &i, &n, &end) != 2 ||
+        i >= n) {
+      std::printf("usage: %s [--part I/N]   (0 <= I < N)\n", argv[0]);
+      return 2;
+    }
+    part = i, parts = n;
+    std::printf("part %u of %u: every %u-th of the file's %zu tests from number %u\n", i, n, n, registry().size(), i);
+  }
+  int ran = 0;
+  for (std::size_t k = 0; k < registry().size(); ++k) {
+    if (k % parts != part) continue;
+    const Test& t = registry()[k];
+    ++ran;
     const int before = failures();
     try {
       t.fn();
@@ -37,8 +56,9 @@ inline int run_all() {
     }
     std::printf("%s %s\n", failures() == before ? "PASS" : "FAIL", t.name);
   }
-  std::printf("%d tests, %d failures\n", int(registry().size()), failures());
-  return failures() ? 1 : 0;
+  std::printf("%d tests, %d failures\n", ran, failures());
+  if (ran == 0) std::printf("FAIL: no test in this part\n");
+  return failures() || ran == 0 ? 1 : 0;
 }
 
 }  // namespace check

@@ -1,6 +1,6 @@
 // The products on packed weights (gemm.h: packed_gemm, vec_mat), the weight
 // gradients' A^T·B (gemm_tn) and the lane arithmetic of the cells
-// (activations.h: for_lanes), against plain loops in long double: every tile
+// (activations.h: for_lanes), against plain loops in twice double's precision: every tile
 // size, partial panels, K past one cache block, strided operands, accumulate,
 // gate blocks computed in shares of chunks, float and double, 1 and 2 threads.
 
@@ -25,17 +25,38 @@ std::vector<S> random_vector(std::size_t n, std::mt19937& rng) {
   return v;
 }
 
+// A sum of products carried as hi + lo in two doubles, each product and each addition's
+// rounding error kept exactly (std::fma, Knuth's TwoSum: Ogita, Rump and Oishi's Dot2): as
+// accurate as summing in twice double's precision, then rounding once. Not long double, which
+// is x87's 64-bit significand on x86-64 but IEEE quad on aarch64, done in software there:
+// the plain loops took this test five minutes under qemu-aarch64.
+struct Dot2 {
+  double hi = 0, lo = 0;
+  void add(double x) {
+    const double s = hi + x, bx = s - hi;
+    lo += (hi - (s - bx)) + (x - bx);  // TwoSum: hi + x - s exactly
+    hi = s;
+  }
+  void add_product(double a, double b) {
+    const double p = a * b;
+    add(p);
+    lo += std::fma(a, b, -p);  // a·b - p exactly
+  }
+  double value() const { return hi + lo; }
+};
+
 // C (m, n) ldc = [C +] A (m, k) lda · W (k, n) ldw, the plain way
 template <class S>
-std::vector<long double> reference(const std::vector<S>& c, Index ldc, const std::vector<S>& a, Index lda,
-                                   const std::vector<S>& w, Index ldw, Index m, Index k, Index n, bool accumulate) {
-  std::vector<long double> out(std::size_t(m * ldc));
+std::vector<double> reference(const std::vector<S>& c, Index ldc, const std::vector<S>& a, Index lda,
+                              const std::vector<S>& w, Index ldw, Index m, Index k, Index n, bool accumulate) {
+  std::vector<double> out(std::size_t(m * ldc));
   for (Index i = 0; i < m; ++i)
     for (Index j = 0; j < ldc; ++j) {
-      long double sum = (accumulate || j >= n) ? c[i * ldc + j] : 0.0L;
+      Dot2 sum;
+      if (accumulate || j >= n) sum.add(c[i * ldc + j]);
       if (j < n)
-        for (Index p = 0; p < k; ++p) sum += (long double)a[i * lda + p] * w[p * ldw + j];
-      out[i * ldc + j] = sum;
+        for (Index p = 0; p < k; ++p) sum.add_product(a[i * lda + p], w[p * ldw + j]);
+      out[i * ldc + j] = sum.value();
     }
   return out;
 }
@@ -186,4 +207,4 @@ TEST(vec_mat_double) { check_vec_mat<double>(); }
 TEST(lanes_float) { check_lanes<float>(); }
 TEST(lanes_double) { check_lanes<double>(); }
 
-int main() { return check::run_all(); }
+int main(int argc, char** argv) { return check::run_all(argc, argv); }  // CTest: --part I/3
