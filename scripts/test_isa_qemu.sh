@@ -4,7 +4,8 @@
 # process at the first instruction the emulated CPU lacks. With no RNNKIT_ISA set, the
 # package must pick the avx2 and the baseline core by itself and pass core tests there.
 #
-#   scripts/test_isa_qemu.sh [pytest arguments]   (default: the forward and dispatch tests)
+#   scripts/test_isa_qemu.sh [pytest arguments]   (default: the forward and dispatch tests,
+#                                                  less those that need PyTorch or a child process)
 #
 # Needs Debian's qemu-user (installed here when missing, as root) and the Python
 # environment with rnnkit and pytest that `python` runs.
@@ -15,7 +16,7 @@ if ! command -v qemu-x86_64 >/dev/null; then
 fi
 python=$(python -c "import sys; print(sys.executable)")
 tests=("$@")
-[ ${#tests[@]} -gt 0 ] || tests=(tests/test_dispatch.py tests/test_forward.py -k "not python_m and not every_level and not rnnkit_isa")
+[ ${#tests[@]} -gt 0 ] || tests=(tests/test_dispatch.py tests/test_forward.py -k "not torch and not python_m and not every_level and not rnnkit_isa")
 start=$(date +%s)
 for cpu_level in Haswell:avx2 Nehalem:baseline; do
   cpu=${cpu_level%%:*} level=${cpu_level##*:}
