@@ -2,8 +2,8 @@
 # The C++ core, its CTest suite (tests/cpp) and the C++ examples (examples/cpp)
 # cross-compiled for 64-bit ARM Linux with Debian's g++-aarch64-linux-gnu and run
 # under qemu-user: the portable code paths (NEON through Eigen's packets, the
-# portable int8/bfloat16 kernels of lowp_gemm.cpp, unsigned char, 128-bit long
-# double) on a machine that has none of them.
+# portable int8/bfloat16 kernels of lowp_gemm.cpp, unsigned char) on a machine with
+# none of the x86 kernels.
 #
 #   scripts/test_aarch64.sh        from the repository root of a fresh clone, on Debian
 #

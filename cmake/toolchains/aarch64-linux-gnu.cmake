@@ -4,11 +4,9 @@
 #   cmake -S . -B build/aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake -DRNNKIT_BUILD_TESTS=ON
 #   cmake --build build/aarch64 && ctest --test-dir build/aarch64
 #
-# RNNKIT_NATIVE_ARCH=OFF: -march=native would describe the machine that builds, not the
-# one that runs (and the cross compiler refuses it: "unknown value 'native' for -march"),
-# so this file makes OFF the default; a -D on the command line still wins. The baseline
-# ARMv8-A already has Advanced SIMD (NEON), which Eigen's packets use without any flag.
-set(RNNKIT_NATIVE_ARCH OFF CACHE BOOL "Optimise for this machine's CPU (-march=native); OFF for portable builds")
+# RNNKIT_NATIVE_ARCH is OFF by default when cross-compiling (CMakeLists.txt): -march=native
+# would describe the machine that builds, not the one that runs. The baseline ARMv8-A
+# already has Advanced SIMD (NEON), which Eigen's packets use without any flag.
 
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_SYSTEM_PROCESSOR aarch64)

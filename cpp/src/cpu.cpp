@@ -17,6 +17,21 @@ const char* isa_name(IsaLevel level) {
 
 namespace {
 
+// The level this file was compiled for (its -m flags, the same as the rest of its copy of the
+// core): the widest of the levels whose every instruction set the compiler may use. Here, not in
+// cpu.h, so that no inline function means a different thing in translation units built with
+// different flags.
+constexpr IsaLevel compiled_level() {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && \
+    defined(__AVX512CD__) && defined(__AVX2__) && defined(__FMA__)
+  return IsaLevel::Avx512;
+#elif defined(__AVX2__) && defined(__FMA__)
+  return IsaLevel::Avx2;
+#else
+  return IsaLevel::Baseline;
+#endif
+}
+
 CpuFeatures detect() {
   CpuFeatures f;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))

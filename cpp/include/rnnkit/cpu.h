@@ -33,19 +33,6 @@ struct CpuFeatures {
 /// The CPU's features and the level chosen (read once; RNNKIT_ISA is read then).
 const CpuFeatures& cpu_features();
 
-/// The level the compiler was told to target here (its -m flags): the widest of the
-/// levels whose every instruction set the compiler may use.
-constexpr IsaLevel compiled_level() {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && \
-    defined(__AVX512CD__) && defined(__AVX2__) && defined(__FMA__)
-  return IsaLevel::Avx512;
-#elif defined(__AVX2__) && defined(__FMA__)
-  return IsaLevel::Avx2;
-#else
-  return IsaLevel::Baseline;
-#endif
-}
-
 /// "baseline", "avx2", "avx512".
 const char* isa_name(IsaLevel level);
 
